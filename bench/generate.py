@@ -3,11 +3,13 @@
 1. Throughput: a local OpenAI-compatible server (a separate process, like a remote API) answers
    every request after 200 ms with a chain that follows the plan. The whole pipeline runs —
    depth, plan, step images (JPEG), request, reply check, one committed revision per sample —
-   at --concurrency 1, 8 and 32. Ratios: against concurrency 1 (same run) and against the ideal
-   concurrency / latency (target at 32: ≥ 0.8). At the top concurrency, also the other way to
-   make the step images (worker processes, image_processes=1), against the default. For
-   reference, the shared chat client alone (tiny requests, no pipeline), and the client's CPU
-   per sample (its worker processes included; the server's not).
+   at --concurrency 1, 8 and 32, every sample with its own picture and depth map (links made
+   afresh for each run, so no decoded map is reused from an earlier run or sample). Ratios:
+   against concurrency 1 (same run) and against the ideal concurrency / latency (target at 32:
+   ≥ 0.8). At the top concurrency, also the baseline: the same run with no worker processes
+   (worker_processes=0, all CPU work in threads of one process). For each, the CPU per sample
+   of the client (its workers included) and of the server, and the CPU-bound ceiling those
+   imply on this machine's cores. For reference, the shared chat client alone (tiny requests).
 2. Planner + depth stage alone on 640×480 samples (read the gray16 depth map, plan with box
    depths): one thread, and two; the baseline is the same stage with every box mean read from
    the summed-area table (the core DepthMap before it summed a plan's few boxes directly).
@@ -37,7 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from datagen.chat_api import ChatClient, ChatConfig, user_message  # noqa: E402
 from datagen.depth_source import DepthEstimator  # noqa: E402
-from datagen.generate import GenerateConfig, generate, image_workers, prepare_sample, sample_rng  # noqa: E402
+from datagen.generate import GenerateConfig, generate, prepare_sample, sample_rng, worker_count  # noqa: E402
 from db.store import Store  # noqa: E402
 from sif.depth import DepthMap, clear_depth_cache, save_gray16  # noqa: E402
 from sif.plan import plan_focus_detailed  # noqa: E402
@@ -89,18 +91,16 @@ async def _client_only(base_url: str, n: int, c: int) -> float:
         return n / (time.perf_counter() - t)
 
 
-WORKERS = 1  # image worker processes in the comparison run
-
-
-def default_mode() -> str:
-    n = image_workers(GenerateConfig())
-    return f"{n} worker process(es)" if n else "step images in the preparing threads"
-
-
 def _cpu() -> float:
-    """CPU seconds of this process and its finished children (the image worker processes)."""
+    """CPU seconds of this process and its finished children (the worker processes)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds of a running process (the server), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
@@ -111,17 +111,45 @@ def _load() -> str:
     return "load {:.1f}".format(os.getloadavg()[0])
 
 
-def _generate_rate(root: Path, files, size, base_url: str, c: int, n: int, tag: str, **cfg) -> tuple[float, float]:
-    """(samples/s, client CPU ms/sample) of one generation run over n fresh samples."""
+def _fresh_links(root: Path, files, tag: str) -> list[tuple[str, str]]:
+    """The files under new names: a run decodes every picture and depth map from scratch."""
+    (root / tag).mkdir()
+    out = []
+    for image, depth in files:
+        pair = []
+        for rel in (image, depth):
+            new = f"{tag}/{Path(rel).name}"
+            os.link(root / rel, root / new)
+            pair.append(new)
+        out.append(tuple(pair))
+    return out
+
+
+def _generate_rate(root: Path, files, size, server: subprocess.Popen, base_url: str, c: int, n: int, tag: str,
+                   **cfg) -> tuple[float, float, float]:
+    """(samples/s, client CPU ms/sample, server CPU ms/sample) of one run over n fresh samples."""
     store = Store.open(root / f"throughput-{tag}.db", data_root=root)
-    fill_store(store, files, n, size)
+    fill_store(store, _fresh_links(root, files[:n], tag), n, size)
+    clear_depth_cache()  # nor from this process (whose cache the workers inherit)
     config = GenerateConfig(teacher="openai", base_url=base_url, model="bench", concurrency=c, max_retries=0, **cfg)
-    t, cpu = time.perf_counter(), _cpu()
+    t, cpu, server_cpu = time.perf_counter(), _cpu(), _process_cpu(server.pid)
     summary = generate(store, config, progress=False)
-    elapsed, cpu = time.perf_counter() - t, _cpu() - cpu
+    elapsed, cpu, server_cpu = time.perf_counter() - t, _cpu() - cpu, _process_cpu(server.pid) - server_cpu
     store.close()
     assert summary.metrics["generated"] == n, summary.metrics
-    return n / elapsed, cpu / n * 1000
+    return n / elapsed, cpu / n * 1000, server_cpu / n * 1000
+
+
+def _ceiling(client_ms: float, server_ms: float) -> str:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"CPU-bound ceiling on {cores} cores {cores * 1000 / (client_ms + server_ms):.0f}/s"
+
+
+def _level(root, files, size, server, base_url, c, n, tag, repeats, **cfg):
+    runs = [_generate_rate(root, files, size, server, base_url, c, n, f"{tag}-{r}", **cfg) for r in range(repeats)]
+    (top, med) = _stats([r for r, _, _ in runs])
+    client, srv = min(ms for _, ms, _ in runs), min(ms for _, _, ms in runs)
+    return top, med, client, srv
 
 
 def bench_throughput(root: Path, files, size, latency: float, levels: list[int], repeats: int) -> None:
@@ -130,24 +158,24 @@ def bench_throughput(root: Path, files, size, latency: float, levels: list[int],
         best = {}
         for c in levels:
             n = max(20, 8 * c)
-            runs = [_generate_rate(root, files, size, base_url, c, n, f"{c}-{r}") for r in range(repeats)]
-            (top, med), cpu = _stats([r for r, _ in runs]), min(ms for _, ms in runs)
+            top, med, client, srv = _level(root, files, size, proc, base_url, c, n, f"c{c}", repeats)
             best[c] = top
             ideal = c / latency
             print(f"  concurrency {c:>2}: {n:>4} samples: best {top:6.1f} / median {med:6.1f} samples/s; "
                   f"vs concurrency 1: {top / best[levels[0]]:5.1f}x; vs ideal {ideal:.0f}/s: {top / ideal:.2f} "
-                  f"(median {med / ideal:.2f}); client CPU {cpu:.1f} ms/sample; {_load()}")
+                  f"(median {med / ideal:.2f}); CPU ms/sample: client {client:.1f}, server {srv:.1f}; "
+                  f"{_ceiling(client, srv)}; {_load()}")
         top_c = levels[-1]
         n = max(20, 8 * top_c)
-        runs = [_generate_rate(root, files, size, base_url, top_c, n, f"workers-{r}", image_processes=WORKERS)
-                for r in range(repeats)]
-        (w_top, w_med), w_cpu = _stats([r for r, _ in runs]), min(ms for _, ms in runs)
-        print(f"  step images in {WORKERS} worker process(es) instead, concurrency {top_c}: best {w_top:.1f} / median "
-              f"{w_med:.1f} samples/s = {w_top / (top_c / latency):.2f} of ideal; vs the default ({default_mode()}) "
-              f"{w_top / best[top_c]:.2f}x; client CPU {w_cpu:.1f} ms/sample; {_load()}")
+        ideal = top_c / latency
+        b_top, b_med, b_client, b_srv = _level(root, files, size, proc, base_url, top_c, n, "threads", repeats,
+                                               worker_processes=0)
+        print(f"  baseline, no worker processes (worker_processes=0), concurrency {top_c}: best {b_top:.1f} / median "
+              f"{b_med:.1f} samples/s = {b_top / ideal:.2f} of ideal; the default ({worker_count(GenerateConfig())} "
+              f"worker processes) is {best[top_c] / b_top:.2f}x; client CPU {b_client:.1f} ms/sample; {_load()}")
         alone, _ = _stats([asyncio.run(_client_only(base_url, 8 * top_c, top_c)) for _ in range(repeats)])
         print(f"  reference, the chat client alone at concurrency {top_c}: {alone:.1f} requests/s "
-              f"= {alone / (top_c / latency):.2f} of ideal (pipeline / client alone: {best[top_c] / alone:.2f}); {_load()}")
+              f"= {alone / ideal:.2f} of ideal (pipeline / client alone: {best[top_c] / alone:.2f}); {_load()}")
     finally:
         proc.kill()
         proc.wait()
@@ -203,7 +231,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         print(f"teacher throughput, {size[0]}×{size[1]} images, server latency {args.latency * 1000:.0f} ms:")
-        bench_throughput(root, make_files(root, 64, size), size, args.latency, levels, args.repeats)
+        n_files = max(20, 8 * max(levels))
+        bench_throughput(root, make_files(root, n_files, size), size, args.latency, levels, args.repeats)
         print(f"planner + depth stage, {size[0]}×{size[1]} depth maps, {args.stage_samples} samples:")
         bench_stage(root, size, args.stage_samples, args.repeats)
 

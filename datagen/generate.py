@@ -20,6 +20,7 @@ import zlib
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 
 import numpy as np
 
@@ -27,18 +28,19 @@ from datagen.chat_api import ChatClient, ChatConfig, ChatError
 from datagen.depth_source import (
     DEFAULT_DEPTH_MODEL, DepthEstimator, estimate_and_cache, estimated_depth_path,
 )
-from datagen.instruction import encode_step_images, open_rgb, teacher_messages
+from datagen.instruction import open_rgb, teacher_messages
 from datagen.progress import progress_bar
 from datagen.reply import DEFAULT_BOX_TOLERANCE, check_reply
 from datagen.teachers import OpenAITeacher, TeacherJob, TemplateTeacher
-from db.store import StoreError
+from db.store import ChainAnalysis, StoreError, analyse_chain
+from sif.chain import Chain
 from sif.depth import DepthMap
 from sif.plan import plan_focus_detailed
 
 TEACHERS = ("template", "openai")
 OUTCOMES = ("generated", "repaired", "invalid", "request_failed", "skipped")
 USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
-PREPARERS = 4  # samples prepared at once, in threads (depth PNG decoding releases the GIL)
+PREPARERS = 16  # samples prepared at once (in threads, or queued for the worker processes)
 
 
 @dataclass
@@ -65,17 +67,16 @@ class GenerateConfig:
     box_tolerance: float = DEFAULT_BOX_TOLERANCE
     step_image_max_side: int = 768  # the step images' longer side at most (px): the teacher needs no more
     step_image_quality: int = 75  # their JPEG quality
-    # Worker processes that draw and encode them (JPEG encoding holds the GIL, which caps the
-    # preparing threads near 100 samples/s); None: one per core beyond the first (at most 4;
-    # on an idle 2-core machine one worker gave 1.6x the threads' throughput at concurrency 32),
-    # 0: none, the preparing threads do it.
-    image_processes: int | None = None
+    # Worker processes for the CPU work of each sample (depth map, plan, step images, reply
+    # check and analysis), leaving this process the I/O: requests and the store. None: one per
+    # core (at most 8); 0: none, threads of this process do it (JPEG encoding holds the GIL).
+    worker_processes: int | None = None
     price_prompt_per_m: float = 0.0  # USD per million prompt tokens, for the cost metric
     price_completion_per_m: float = 0.0
 
     # Settings a resumed run may change: they affect speed, not the data.
     RUNTIME = frozenset({"base_url", "api_key_env", "concurrency", "rate_limit_per_s", "timeout_s", "max_retries",
-                         "backoff_s", "image_processes"})
+                         "backoff_s", "worker_processes"})
 
     def __post_init__(self):
         if self.teacher not in TEACHERS:
@@ -136,34 +137,44 @@ def sample_rng(seed: int, sample_id) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(str(sample_id).encode())])
 
 
-def prepare_sample(store, sample, cfg: GenerateConfig, *, needs_images: bool, estimator: DepthEstimator,
-                   encode_images=None) -> Prepared:
-    """Depth, plan and (for a VLM) the request for one sample; pure file work, safe in a thread.
-    `encode_images(image path, plan)` returns the step images (e.g. from a worker process);
-    without it they are made here."""
-    if not sample.gt_boxes:
-        raise ValueError(f"sample {sample.id}: gt_boxes is empty")
-    image_path = store.resolve(sample.image)
-    if not image_path.is_file():  # even the template teacher refuses a sample that cannot be trained on
-        raise FileNotFoundError(f"image not found: {image_path}")
-    image = open_rgb(image_path) if not sample.depth else None  # the depth model wants the full picture
-    new_depth = None
-    if sample.depth:
-        depth = DepthMap.load(store.resolve(sample.depth), sample.depth_encoding or "auto")
-    else:
-        path = estimated_depth_path(store.data_root, estimator, sample.id)
-        depth = estimate_and_cache(image, path, estimator)
-        new_depth = store.relative(path)
+def plan_request(image_path, depth: DepthMap | tuple[str, str], sample, cfg: GenerateConfig, *, needs_images: bool,
+                 image=None) -> TeacherJob:
+    """The plan and (for a VLM) the request of a sample whose depth map is known, as (path,
+    encoding) or loaded: the CPU-heavy part of preparing it, run in a worker process when there
+    is a pool. `image` is the picture when it is already decoded."""
+    if isinstance(depth, tuple):
+        depth = DepthMap.load(*depth)
     plan = plan_focus_detailed(sample.gt_boxes, depth, sample_rng(cfg.seed, sample.id),
                                distractor_prob=cfg.distractor_prob)
     messages = None
-    if needs_images:  # the teacher does not: from the path, a big JPEG is decoded at a reduced scale
-        source = image if image is not None else image_path
-        if image is None and encode_images is not None:
-            source = encode_images(image_path, plan)
-        messages = teacher_messages(source, sample.question, sample.answer, plan, max_side=cfg.step_image_max_side,
-                                    quality=cfg.step_image_quality)
-    return Prepared(TeacherJob(sample.question, sample.answer, plan, messages), new_depth)
+    if needs_images:  # the template teacher does not: from the path, a big JPEG is decoded at a reduced scale
+        messages = teacher_messages(image if image is not None else image_path, sample.question, sample.answer, plan,
+                                    max_side=cfg.step_image_max_side, quality=cfg.step_image_quality)
+    return TeacherJob(sample.question, sample.answer, plan, messages)
+
+
+def sample_files(store, sample) -> tuple[str, tuple[str, str] | None]:
+    """The sample's picture and its own depth map as (path, encoding), or None; refuses a sample
+    that cannot be trained on (even the template teacher)."""
+    if not sample.gt_boxes:
+        raise ValueError(f"sample {sample.id}: gt_boxes is empty")
+    image_path = store.resolve(sample.image)
+    if not image_path.is_file():
+        raise FileNotFoundError(f"image not found: {image_path}")
+    depth = (str(store.resolve(sample.depth)), sample.depth_encoding or "auto") if sample.depth else None
+    return str(image_path), depth
+
+
+def prepare_sample(store, sample, cfg: GenerateConfig, *, needs_images: bool, estimator: DepthEstimator) -> Prepared:
+    """Depth (estimated and cached when the sample has none), plan and request, in this thread."""
+    image_path, depth = sample_files(store, sample)
+    image = new_depth = None
+    if depth is None:  # the depth model wants the full picture
+        image = open_rgb(image_path)
+        path = estimated_depth_path(store.data_root, estimator, sample.id)
+        depth = estimate_and_cache(image, path, estimator)
+        new_depth = store.relative(path)
+    return Prepared(plan_request(image_path, depth, sample, cfg, needs_images=needs_images, image=image), new_depth)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -173,30 +184,64 @@ def _exit_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def image_workers(cfg: GenerateConfig) -> int:
-    """How many worker processes make the step images (GenerateConfig.image_processes resolved)."""
-    if cfg.image_processes is not None:
-        return max(0, cfg.image_processes)
-    return max(0, min(4, len(os.sched_getaffinity(0)) - 1)) if hasattr(os, "sched_getaffinity") else 0
+def worker_count(cfg: GenerateConfig) -> int:
+    """How many worker processes a run uses (GenerateConfig.worker_processes resolved)."""
+    if cfg.worker_processes is not None:
+        return max(0, cfg.worker_processes)
+    return min(8, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else 0
 
 
-def image_pool(cfg: GenerateConfig) -> ProcessPoolExecutor | None:
-    """Worker processes for the step images, or None (see image_workers).
+class Workers:
+    """The run's worker processes (see worker_count), each behind its own executor so that a
+    sample always goes to the same one: the depth map decoded for its plan is still in that
+    process's cache when its reply is analysed (a 640×480 16-bit PNG takes ~5 ms to decode).
 
-    Call it before the run starts threads: on Linux the workers are forked at once (fast, and
-    with no other thread that could hold a lock); elsewhere they are spawned."""
-    n = image_workers(cfg)
-    if n == 0:
-        return None
-    linux = sys.platform == "linux"
-    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork" if linux else "spawn"),
-                               initializer=_exit_with_parent if linux else None, initargs=(os.getpid(),))
-    gc.freeze()  # the children's garbage collector then leaves the inherited objects (and their pages) alone
-    try:
-        pool.submit(int)  # the first task starts the workers: now, before any thread of the run exists
-    finally:
-        gc.unfreeze()
-    return pool
+    Create it before the run starts threads: on Linux the workers are forked at once (fast,
+    and with no other thread that could hold a lock); elsewhere they are spawned."""
+
+    def __init__(self, n: int):
+        linux = sys.platform == "linux"
+        context = multiprocessing.get_context("fork" if linux else "spawn")
+        self._executors = [ProcessPoolExecutor(1, mp_context=context, initializer=_exit_with_parent if linux else None,
+                                               initargs=(os.getpid(),)) for _ in range(n)]
+        gc.freeze()  # the children's garbage collector then leaves the inherited objects (and their pages) alone
+        try:
+            for executor in self._executors:
+                executor.submit(int)  # the first task starts the worker: now, before any thread of the run exists
+        finally:
+            gc.unfreeze()
+
+    def run(self, sample_id: int, fn) -> asyncio.Future:
+        """`fn()` in the worker of this sample, awaitable."""
+        executor = self._executors[hash(sample_id) % len(self._executors)]
+        return asyncio.get_running_loop().run_in_executor(executor, fn)
+
+    def shutdown(self) -> None:
+        for executor in self._executors:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class Outcome:
+    """What becomes of one reply: the revision to store (chain or raw text) and how it went."""
+
+    kind: str  # one of OUTCOMES
+    chain: Chain | str
+    problems: list[str] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)
+    analysis: ChainAnalysis | None = None  # the store's analysis of `chain`, made beside the check
+
+
+def judge_reply(text: str, plan, sample, tolerance: float, depth_file) -> Outcome:
+    """Check a reply against the plan (repairing what is safe) and analyse what will be stored:
+    pure CPU work, run in a worker process when there is a pool. A reply that cannot be repaired
+    is kept verbatim: it was paid for, and a curator may still fix it."""
+    check = check_reply(text, plan, sample.answer, tolerance=tolerance)
+    if check.ok:
+        return Outcome("generated", check.chain, repairs=check.repairs,
+                       analysis=analyse_chain(check.chain, sample.gt_boxes, depth_file))
+    return Outcome("invalid", text, problems=check.problems,
+                   analysis=analyse_chain(text, sample.gt_boxes, depth_file, check.problems))
 
 
 class _Run:
@@ -214,59 +259,55 @@ class _Run:
         self.author = "template" if teacher.name == "template" else f"teacher:{cfg.chat_config().model}"
         self.notes = ["template"] if teacher.name == "template" else []
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sif-generate-writer")
-        self._image_pool: ProcessPoolExecutor | None = None  # started by run()
-
-    def _encode_images(self, image_path, plan) -> list[str]:
-        """The step images, drawn and encoded by a worker process (called from a preparing thread)."""
-        job = self._image_pool.submit(encode_step_images, image_path, plan, max_side=self.cfg.step_image_max_side,
-                                      quality=self.cfg.step_image_quality)
-        return job.result()
+        self._workers: Workers | None = None  # started by run()
 
     async def prepare(self, sample_id) -> tuple | None:
         """(sample, Prepared) ready for the teacher, or None for a bad record (counted, reported)."""
         sample = self.store.get_sample(sample_id)
         try:
-            prepared = await asyncio.to_thread(
-                prepare_sample, self.store, sample, self.cfg, needs_images=self.teacher.needs_images,
-                estimator=self.estimator, encode_images=self._image_pool and self._encode_images)
+            if self._workers is not None and sample.depth:  # all of it in a worker process
+                image_path, depth = sample_files(self.store, sample)
+                prepared = Prepared(await self._workers.run(
+                    sample.id, partial(plan_request, image_path, depth, sample, self.cfg, needs_images=True)))
+            else:
+                prepared = await asyncio.to_thread(prepare_sample, self.store, sample, self.cfg,
+                                                   needs_images=self.teacher.needs_images, estimator=self.estimator)
         except (OSError, ValueError, KeyError, StoreError) as exc:  # a bad record: report it and go on
             self.counts["skipped"] += 1
             self.errors.append(f"sample {sample_id}: {exc}")
             return None
         if prepared.new_depth:
             self.store.update_sample_depth(sample.id, prepared.new_depth, "gray16_depth")
+            sample = self.store.get_sample(sample_id)  # its depth map is now known: the reply's analysis reads it
         return sample, prepared
 
     async def answer(self, sample, prepared: Prepared) -> None:
-        """Ask the teacher, then check and commit the reply."""
-        failure = None
+        """Ask the teacher, then check, analyse and commit the reply."""
+        loop = asyncio.get_running_loop()
         try:
             reply = await self.teacher.write(prepared.job)
         except ChatError as exc:
-            reply, failure = None, f"teacher request failed: {exc}"
-        # Checking and committing run on one writer thread, so the event loop keeps serving requests.
-        await asyncio.get_running_loop().run_in_executor(self._writer, self._finish, sample, prepared, reply, failure)
+            outcome = Outcome("request_failed", "", problems=[f"teacher request failed: {exc}"])
+        else:
+            for k in USAGE:
+                self.usage[k] += int(reply.usage.get(k) or 0)
+            judge = partial(judge_reply, reply.text, prepared.job.plan, sample, self.cfg.box_tolerance,
+                            self.store.depth_file(sample))
+            outcome = await (self._workers.run(sample.id, judge) if self._workers is not None
+                             else loop.run_in_executor(self._writer, judge))
+        # Committing runs on one writer thread, so the event loop keeps serving requests.
+        await loop.run_in_executor(self._writer, self._save, sample.id, outcome)
 
-    def _finish(self, sample, prepared: Prepared, reply, failure: str | None) -> None:
-        if reply is None:
-            self._save(sample.id, "", "request_failed", problems=[failure])
-            return
-        for k in USAGE:
-            self.usage[k] += int(reply.usage.get(k) or 0)
-        check = check_reply(reply.text, prepared.job.plan, sample.answer, tolerance=self.cfg.box_tolerance)
-        if check.ok:
-            self._save(sample.id, check.chain, "generated", repairs=check.repairs)
-        else:  # kept verbatim: it was paid for, and a curator may still fix it
-            self._save(sample.id, reply.text, "invalid", problems=check.problems)
-
-    def _save(self, sample_id: int, chain, outcome: str, *, problems=(), repairs=()) -> None:
+    def _save(self, sample_id: int, outcome: Outcome) -> None:
         """The revision and the run's metrics, in one transaction: a kill loses neither alone."""
+        problems, repairs = outcome.problems, outcome.repairs
         notes = self.notes + (["invalid: " + "; ".join(problems)] if problems else []) + (
             ["repaired: " + "; ".join(repairs)] if repairs else [])
         with self.store.transaction():
-            self.store.add_revision(sample_id, chain, origin="generated", author=self.author, run_id=self.run_id,
-                                    note=" | ".join(notes) or None, extra_problems=list(problems))
-            self.counts[outcome] += 1
+            self.store.add_revision(sample_id, outcome.chain, origin="generated", author=self.author,
+                                    run_id=self.run_id, note=" | ".join(notes) or None, extra_problems=list(problems),
+                                    analysis=outcome.analysis)
+            self.counts[outcome.kind] += 1
             self.counts["repaired"] += bool(repairs)
             self.store.update_run(self.run_id, metrics=self.metrics())
 
@@ -290,8 +331,8 @@ class _Run:
 
     async def run(self, ids: list, *, progress: bool) -> None:
         self.store.update_run(self.run_id, status="running")
-        if self.teacher.needs_images and ids:
-            self._image_pool = image_pool(self.cfg)  # first: its workers are forked before any thread starts
+        if self.teacher.needs_images and ids and worker_count(self.cfg):
+            self._workers = Workers(worker_count(self.cfg))  # first: forked before any thread starts
         pending = iter(ids)
         # Samples are prepared ahead (at most `concurrency` waiting), so the CPU work for the next
         # requests overlaps the wait for the current ones instead of delaying each request.
@@ -329,8 +370,8 @@ class _Run:
                 raise
             finally:
                 self._writer.shutdown(wait=True)
-                if self._image_pool is not None:
-                    self._image_pool.shutdown(wait=True, cancel_futures=True)
+                if self._workers is not None:
+                    self._workers.shutdown()
         self.store.update_run(self.run_id, status="done", metrics=self.metrics())
 
 

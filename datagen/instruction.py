@@ -90,18 +90,17 @@ def teacher_instruction(question: str, answer: str, plan: FocusPlan) -> str:
 def encode_step_images(
     image: Image.Image | str | Path, plan: FocusPlan, *, max_side: int | None = 768, quality: int | None = None,
 ) -> list[str]:
-    """The step images as JPEG data URLs (at `quality`, Pillow's 75 by default). `image` may be
-    a path, so that a worker process can do all of this CPU work."""
+    """The step images as JPEG data URLs (at `quality`, Pillow's 75 by default). From a path, a
+    big JPEG is decoded at a reduced scale."""
     if not isinstance(image, Image.Image):
         image = open_rgb(image, max_side)
     return [image_data_url(im, "JPEG", quality) for im in step_images(image, plan, max_side=max_side)]
 
 
 def teacher_messages(
-    image: Image.Image | str | Path | list[str], question: str, answer: str, plan: FocusPlan, *,
+    image: Image.Image | str | Path, question: str, answer: str, plan: FocusPlan, *,
     max_side: int | None = 768, quality: int | None = None,
 ) -> list[dict]:
-    """The chat messages for one sample: the step images, then the instruction. `image` is the
-    picture (or its path), or the step images already encoded by `encode_step_images`."""
-    urls = image if isinstance(image, list) else encode_step_images(image, plan, max_side=max_side, quality=quality)
+    """The chat messages for one sample: the step images of the picture (or its path), then the instruction."""
+    urls = encode_step_images(image, plan, max_side=max_side, quality=quality)
     return [user_message(teacher_instruction(question, answer, plan), urls)]

@@ -526,20 +526,24 @@ class Store:
 
     def add_revision(self, sample_id: int, chain: Chain | str, *, origin: str, author: str,
                      run_id: str | None = None, parent: int | None = None, note: str | None = None,
-                     expected_rev: int | None = None, extra_problems: list[str] | None = None) -> ChainRevision:
+                     expected_rev: int | None = None, extra_problems: list[str] | None = None,
+                     analysis: ChainAnalysis | None = None) -> ChainRevision:
         """Append a revision. Raw text is parsed leniently and kept beside its canonical text; the
         revision is valid when the canonical text passes `validate_chain` and nothing was skipped.
         With `expected_rev` (an edit made against that current revision; 0 for a sample that had
         no chain) a sample whose current revision changed meanwhile raises ConflictError.
-        `extra_problems` (found by the caller, e.g. a generator's plan check) make it invalid too."""
+        `extra_problems` (found by the caller, e.g. a generator's plan check) make it invalid too.
+        `analysis` is `analyse_chain(chain, …, extra_problems)` when the caller computed it
+        already (in a worker process, say)."""
         if origin not in ORIGINS:
             raise StoreError(f"origin: {origin!r} is not one of {', '.join(ORIGINS)}")
         if origin in RUN_ORIGINS and not run_id:
             raise StoreError(f"origin: a {origin} revision belongs to a run; pass run_id")
         if not author:
             raise StoreError("author: must not be empty")
-        sample = self.get_sample(sample_id)
-        analysis = analyse_chain(chain, sample.gt_boxes, self.depth_file(sample), extra_problems)
+        if analysis is None:
+            sample = self.get_sample(sample_id)
+            analysis = analyse_chain(chain, sample.gt_boxes, self.depth_file(sample), extra_problems)
         with self.transaction() as conn:
             sample = self.get_sample(sample_id)
             if run_id is not None and conn.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone() is None:

@@ -79,13 +79,14 @@ def _cfg(server, **kw):
     return GenerateConfig(**{**base, **kw})
 
 
-def test_every_sample_ends_generated_or_invalid_with_its_reason(store, monkeypatch):
+@pytest.mark.parametrize("workers", [2, 0])  # replies checked in worker processes, or in a thread
+def test_every_sample_ends_generated_or_invalid_with_its_reason(store, monkeypatch, workers):
     monkeypatch.setenv("SIF_TEST_KEY", SECRET)
     cases = list(VALID_CASES) + list(INVALID_CASES)
     ids = dict(zip(cases, add_samples(store, [f"What is on the table? [case {c}]" for c in cases])))
     teacher = MixedTeacher()
     with fake_openai_server(teacher) as server:
-        summary = generate(store, _cfg(server), progress=False)
+        summary = generate(store, _cfg(server, worker_processes=workers), progress=False)
         requests = list(server.requests)
 
     for case in VALID_CASES:
@@ -263,7 +264,7 @@ def test_step_images_from_worker_processes_match_those_made_in_threads(store):
     sent = {}
     for processes in (0, 2):
         with fake_openai_server(lambda req, n: Reply(chain_reply(planned_areas(req)))) as server:
-            summary = generate(store, _cfg(server, image_processes=processes, step_image_max_side=300,
+            summary = generate(store, _cfg(server, worker_processes=processes, step_image_max_side=300,
                                            step_image_quality=60, retry_invalid=True), progress=False)
             assert summary.metrics["generated"] == 3
             sent[processes] = sorted(json.dumps(r["messages"]) for r in server.requests)
