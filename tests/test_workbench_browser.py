@@ -8,6 +8,7 @@ import re
 import pytest
 
 from db.store import Store
+from sif.depth import DepthMap
 from tests.workbench_fixtures import CURATORS, chromium, demo_db, login, serve, shot  # noqa: F401
 
 pytestmark = pytest.mark.browser
@@ -53,16 +54,28 @@ def feedback_value(page, label: str) -> str:
     return row.locator("td").last.inner_text().strip()
 
 
-def drag_first_box(page, width: int, height: int, box_px, dx: int, dy: int) -> None:
-    """Drag the annotator's first box by (dx, dy) screen pixels; the canvas fits the picture."""
+def to_screen(page, width: int, height: int):
+    """A function from picture pixels to screen points on the annotator's canvas, which fits the
+    picture in, centred across and at the top (as gradio_image_annotation draws it)."""
     canvas = page.locator("#wb-annot canvas").first
     canvas.scroll_into_view_if_needed()
     bb = canvas.bounding_box()
     scale = min(bb["width"] / width, bb["height"] / height)
-    ox = bb["x"] + (bb["width"] - width * scale) / 2
-    oy = bb["y"] + (bb["height"] - height * scale) / 2
-    cx = ox + (box_px[0] + box_px[2]) / 2 * scale
-    cy = oy + (box_px[1] + box_px[3]) / 2 * scale
+    ox, oy = bb["x"] + (bb["width"] - width * scale) / 2, bb["y"]
+    return lambda x, y: (ox + x * scale, oy + y * scale)
+
+
+N_ROWS = """n => document.querySelectorAll('#wb-regions [role="gridcell"][data-col="0"]').length === n"""
+
+
+def wait_rows(page, n: int) -> None:
+    """Until the regions table has n rows."""
+    page.wait_for_function(N_ROWS, arg=n, timeout=TIMEOUT)
+
+
+def drag_first_box(page, width: int, height: int, box_px, dx: int, dy: int) -> None:
+    """Drag the annotator's first box by (dx, dy) screen pixels."""
+    cx, cy = to_screen(page, width, height)((box_px[0] + box_px[2]) / 2, (box_px[1] + box_px[3]) / 2)
     page.mouse.move(cx, cy)
     page.mouse.down()
     page.mouse.move(cx + dx / 2, cy + dy / 2, steps=4)
@@ -175,3 +188,59 @@ def test_model_outputs_adopt_and_stats(chromium, app_url, demo_db):  # noqa: F81
     wait_text(page, "wb-stats-summary", "validity rate")
     page.locator("#wb-plot-hiou canvas, #wb-plot-hiou svg").first.wait_for(timeout=TIMEOUT)
     shot(page, "09-stats")
+
+
+def test_draw_a_box_with_the_c_key_then_delete_one(chromium, app_url, demo_db):  # noqa: F811
+    """`c` on the focused box editor starts a new box; drawing it adds a region to the step (with
+    its depth from the map); Delete removes the selected box; the saved chain has them."""
+    store = Store.open(demo_db)
+    target = store.query(valid=True, limit=5)[4].id
+    sample, chain = store.get_sample(target), store.current_chain(target).chain
+    last = len(chain.steps)
+    page = login(chromium, app_url, *CURATORS[0])
+    open_sample(page, target)
+    page.locator("#wb-step label").filter(has_text=re.compile(rf"^\s*{last}\s*$")).click()
+    wait_text(page, "wb-step-text", re.compile("."))
+    page.wait_for_timeout(500)
+    n_before = len(chain.steps[-1].regions)
+    wait_rows(page, n_before)
+
+    W, H = sample.width, sample.height
+    x1, y1, x2, y2 = chain.steps[-1].regions[0].bbox  # draw in the corner away from this box
+    nx1, ny1 = (0.05 if x1 + x2 > 1 else 0.7), (0.05 if y1 + y2 > 1 else 0.7)
+    new_box = (nx1, ny1, nx1 + 0.25, ny1 + 0.25)
+    page.locator("#wb-annot .annotator-container").first.focus()
+    page.keyboard.press("c")
+    point = to_screen(page, W, H)  # after the focus, which may have scrolled the page
+    page.mouse.move(*point(new_box[0] * W, new_box[1] * H))
+    page.mouse.down()
+    page.mouse.move(*point((new_box[0] + new_box[2]) / 2 * W, (new_box[1] + new_box[3]) / 2 * H), steps=4)
+    page.mouse.move(*point(new_box[2] * W, new_box[3] * H), steps=4)
+    page.mouse.up()
+    wait_rows(page, n_before + 1)
+    page.wait_for_timeout(800)
+    shot(page, "10-box-drawn")
+
+    page.locator("#wb-save").click()
+    wait_text(page, "wb-save-msg", re.compile(r"Saved.*revision \d+ by alice"))
+    saved = store.current_chain(target).chain.steps[-1].regions
+    assert len(saved) == n_before + 1
+    drawn = saved[-1]
+    assert list(drawn.bbox) == pytest.approx(list(new_box), abs=0.02)
+    depth = store.depth_file(sample)
+    assert drawn.depth == pytest.approx(DepthMap.load(*depth).box_mean(drawn.bbox), abs=1e-3)
+
+    # After a save the editor stays on the step. Delete removes the selected box: the one just
+    # drawn, selected by a click in drag mode (`d`).
+    assert page.locator("#wb-step input:checked").first.get_attribute("value") == str(last)
+    page.locator("#wb-annot .annotator-container").first.focus()
+    page.keyboard.press("d")
+    point = to_screen(page, W, H)
+    page.mouse.click(*point((new_box[0] + new_box[2]) / 2 * W, (new_box[1] + new_box[3]) / 2 * H))
+    page.keyboard.press("Delete")
+    wait_rows(page, n_before)
+    page.wait_for_timeout(800)
+    rev = store.current_chain(target).rev
+    page.locator("#wb-save").click()
+    wait_text(page, "wb-save-msg", re.compile(rf"Saved.*revision {rev + 1} by alice"))
+    assert len(store.current_chain(target).chain.steps[-1].regions) == n_before

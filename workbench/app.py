@@ -253,11 +253,11 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
             return {output_pick: gr.update(choices=pick, value=chosen.rev), out_image: v.image, out_depth: v.depth,
                     out_strip: v.strip, out_text: chosen.raw_text or chosen.text, out_feedback: fb}
 
-        def open_sample(sess: Session, sample_id, show_v, gt_v) -> dict:
+        def open_sample(sess: Session, sample_id, show_v, gt_v, step: int = 0) -> dict:
             if sample_id is None:
                 return {state: sess}
             o = wb.open(int(sample_id))
-            sess.sample, sess.draft, sess.step = o.sample, o.draft, 0
+            sess.sample, sess.draft, sess.step = o.sample, o.draft, step  # editor() keeps the step in range
             sess.review_version, sess.selected_rev = o.review.version, None
             sess.stored_problems = list(o.revision.problems) if o.revision else []
             out = {state: sess, info: _info_markdown(o.sample, o.revision, o.review, o.draft),
@@ -428,7 +428,7 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
                         conflict: gr.update(visible=True, value=chain_diff(theirs.text, wb.text_of(sess.draft.to_chain())))}
             except StoreError as exc:
                 return {save_msg: f"**Not saved:** {exc}"}
-            out = open_sample(sess, saved.sample_id, show_v, gt_v)
+            out = open_sample(sess, saved.sample_id, show_v, gt_v, step=sess.step)  # the curator stays on the step
             out.update(browse(sess, sess.page.page if sess.page else 0))
             problems = "" if saved.valid else f" — {len(saved.problems)} format problem(s) remain"
             out[save_msg] = f"**Saved** revision {saved.rev} by {author}{problems}"

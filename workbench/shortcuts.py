@@ -55,4 +55,6 @@ def shortcuts_markdown() -> str:
     rows = [f"| `{k}` | {what} |" for k, (_, what) in SHORTCUTS.items()]
     return "\n".join(["| key | action |", "|---|---|", *rows,
                       "| `Ctrl+S` / `⌘+S` | save the edit |", "| `/` | search |",
-                      "| `Esc` | leave a text field (then keys work again) |"])
+                      "| `Esc` | leave a text field (then keys work again) |",
+                      "| `c` / `d` / `Delete` | in the box editor, once clicked: draw a new box / move and resize "
+                      "boxes / remove the selected box |"])
