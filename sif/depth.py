@@ -232,10 +232,20 @@ def save_gray16(depth: np.ndarray, path: str | os.PathLike, compress_level: int 
 
 
 class _LRU:
-    def __init__(self, maxsize: int):
-        self.maxsize = maxsize
+    """Decoded maps by file version, least recently used dropped first once their weight —
+    the map, and room for the summed-area table it may build (twice its size) — passes
+    `max_bytes`. Bounded by bytes, not count: every process that reads maps (the workbench,
+    each generation worker) holds its own."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
         self._items: OrderedDict = OrderedDict()
+        self._bytes = 0
         self._lock = Lock()
+
+    @staticmethod
+    def _weight(value: "DepthMap") -> int:
+        return 3 * value.array.nbytes
 
     def get(self, key, make):
         with self._lock:
@@ -244,15 +254,19 @@ class _LRU:
                 return self._items[key]
         value = make()
         with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
+            if key not in self._items:
+                self._items[key] = value
+                self._bytes += self._weight(value)
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= self._weight(dropped)
         return value
 
     def clear(self):
         with self._lock:
             self._items.clear()
+            self._bytes = 0
 
 
-_CACHE = _LRU(int(os.environ.get("SIF_DEPTH_CACHE", "64")))
+_CACHE = _LRU(int(float(os.environ.get("SIF_DEPTH_CACHE_MB", "256")) * 2**20))
 clear_depth_cache = _CACHE.clear
