@@ -19,30 +19,37 @@ app.add_typer(eval_app, name="eval")
 
 def _bench_command(bench: str):
     def command(
-        data: Annotated[Path, typer.Option("--data", help="The benchmark file (its public release format).")],
+        data: Annotated[Optional[Path], typer.Option("--data", help="The benchmark file (its public release format).", show_default=False)] = None,
         db: DbOption = Path("sif.db"),
-        images: Annotated[Optional[Path], typer.Option("--images", help="Image folder (default: the data file's folder).")] = None,
+        images: Annotated[Optional[Path], typer.Option("--images", help="Image folder (default: the data file's folder).", show_default=False)] = None,
         model: Annotated[Optional[str], typer.Option("--model", help="Model path or name for the backend.")] = None,
-        backend: Annotated[str, typer.Option("--backend", help="hf, vllm, openai, or scripted (ground truth with a known error; tests/backfill).")] = "hf",
+        backend: Annotated[Optional[str], typer.Option("--backend", help="hf (default), vllm, openai, or scripted (ground truth with a known error; tests/backfill).", show_default=False)] = None,
         adapter: Annotated[Optional[str], typer.Option("--adapter", help="LoRA adapter for hf/vllm.")] = None,
         base_url: Annotated[Optional[str], typer.Option("--base-url", help="Server URL for the openai backend.")] = None,
         limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Evaluate only the first N records.")] = None,
         resume: Annotated[Optional[str], typer.Option("--resume", help="Continue this eval run where it stopped.")] = None,
-        suffix: Annotated[str, typer.Option("--suffix", help="sif (SIF-50K's protocol sentence) or rl (the reference eval sentence, without 'with depth').")] = "sif",
-        judge: Annotated[str, typer.Option("--judge", help="Open-VQA scorer: rule (offline) or openai (OpenAI-compatible judge).")] = "rule",
-        max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 1024,
+        suffix: Annotated[Optional[str], typer.Option("--suffix", help="sif (default: SIF-50K's protocol sentence) or rl (the reference eval sentence, without 'with depth').", show_default=False)] = None,
+        judge: Annotated[Optional[str], typer.Option("--judge", help="Open-VQA scorer: rule (default, offline) or openai (OpenAI-compatible judge).", show_default=False)] = None,
+        max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", min=1, help="Default 1024.", show_default=False)] = None,
         name: Annotated[Optional[str], typer.Option("--name", help="A name for the run.")] = None,
+        config: Annotated[Optional[Path], typer.Option("--config", exists=True, dir_okay=False, help="YAML file of settings (EvalConfig fields; configs/eval.yaml); the options above override it.")] = None,
+        set_: Annotated[list[str], typer.Option("--set", help="Override a setting: key=value (repeatable).")] = [],
         out: Annotated[Path, typer.Option("--out", help="Folder for the run's report.md and report.json.")] = Path("eval_reports"),
     ):
         from db.store import StoreError
+        from training.config import build, read_settings
         from training.evaluation.runner import EvalConfig, evaluate
 
         try:
-            config = EvalConfig(benchmark=bench, data=str(data), images=str(images) if images else None, model=model,
-                                backend=backend, adapter=adapter, base_url=base_url, limit=limit, suffix=suffix,
-                                judge=judge, max_new_tokens=max_new_tokens, name=name)
-            result = evaluate(db, config, resume=resume, report_dir=out)
-        except (ValueError, FileNotFoundError, StoreError) as exc:
+            values = read_settings(config, set_)
+            flags = dict(data=data and str(data), images=images and str(images), model=model, backend=backend,
+                         adapter=adapter, base_url=base_url, limit=limit, suffix=suffix, judge=judge,
+                         max_new_tokens=max_new_tokens, name=name)
+            values.update({k: v for k, v in flags.items() if v is not None}, benchmark=bench)
+            if not values.get("data"):
+                raise ValueError("data: required (--data FILE, or data: in the --config file)")
+            result = evaluate(db, build(EvalConfig, values), resume=resume, report_dir=out)
+        except (ValueError, TypeError, FileNotFoundError, StoreError) as exc:
             fail(str(exc))
         typer.echo(f"run {result.run_id}: {result.predicted} new predictions, {result.total} records, "
                    f"{len(result.missing_images)} images missing, {len(result.failures)} failures, "

@@ -10,24 +10,6 @@ from cli.main import app
 from cli.options import DbOption, DEFAULT_DB, fail
 
 
-def _config_values(config: Path | None, sets: list[str]) -> dict:
-    """Values from a YAML file, then `--set key=value` overrides (values parsed as YAML)."""
-    import yaml
-
-    values = {}
-    if config is not None:
-        loaded = yaml.safe_load(config.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{config}: expected a mapping of settings, got {type(loaded).__name__}")
-        values.update(loaded)
-    for item in sets:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set {item!r}: expected key=value")
-        values[key.strip()] = yaml.safe_load(raw)
-    return values
-
-
 @app.command()
 def generate(
     db: DbOption = DEFAULT_DB,
@@ -50,15 +32,16 @@ def generate(
     from datagen.depth_source import DepthModelError
     from datagen.generate import GenerateConfig, generate as run_generate
     from db.store import Store, StoreError
+    from training.config import build, read_settings
 
     try:
-        values = _config_values(config, set_)
+        values = read_settings(config, set_)
         flags = dict(teacher=teacher, base_url=base_url, model=model, concurrency=concurrency, limit=limit,
                      dataset=dataset, depth_model=depth_model, rate_limit_per_s=rate_limit,
                      retry_invalid=retry_invalid or None)
         values.update({k: v for k, v in flags.items() if v is not None})
         # A resumed run keeps its recorded settings; what is given here may only change speed ones.
-        cfg, values = (None, values) if resume else (GenerateConfig(**values), {})
+        cfg, values = (None, values) if resume else (build(GenerateConfig, values), {})
         store = Store.open(db)
         summary = run_generate(store, cfg, resume=resume, name=name, progress=progress,
                                on_start=lambda run_id: typer.echo(f"run {run_id} started", err=True), **values)

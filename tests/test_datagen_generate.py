@@ -199,6 +199,8 @@ def test_cli_generate_prints_a_summary(tmp_path):
         assert run["config"]["distractor_prob"] == 1.0 and run["config"]["seed"] == 7
     bad = CliRunner().invoke(app, ["generate", "--db", str(tmp_path / "sif.db"), "--teacher", "gpt"])
     assert bad.exit_code == 1 and "teacher must be one of template, openai" in bad.output
+    bad = CliRunner().invoke(app, ["generate", "--db", str(tmp_path / "sif.db"), "--set", "temprature=0.5"])
+    assert bad.exit_code == 1 and "unknown setting(s) temprature" in bad.output
     json.dumps(run["metrics"])  # metrics are plain JSON
 
 

@@ -21,6 +21,7 @@ from training.evaluation.runner import EvalConfig, run_eval
 
 from shared_data import REC_FILE
 ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
 
 
 def _store(path):
@@ -147,6 +148,26 @@ def test_synth_runs_and_report_compares_with_paper(tmp_path):
     res = runner.invoke(app, ["eval", "report", *runs, "--db", str(db), "--paper"])
     assert res.exit_code == 0, res.output
     assert "final_hiou" in res.output and "0.759 (SIFThinker)" in res.output and "quoted" in res.output
+
+
+def test_eval_settings_from_yaml_with_set_and_flag_overrides(tmp_path):
+    """configs/eval.yaml, then --set, then explicit options; an unknown setting is a clear error."""
+    data = _synth_data(tmp_path, 12)
+    config = tmp_path / "eval.yaml"
+    config.write_text((CONFIGS / "eval.yaml").read_text() + f"data: {data}\nlimit: 10\n")
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", "synth", "--db", str(tmp_path / "sif.db"), "--config", str(config),
+                              "--set", "suffix=rl", "--set", "limit=4", "--backend", "scripted",
+                              "--out", str(tmp_path / "reports")])
+    assert res.exit_code == 0, res.output
+    run = _store(tmp_path / "sif.db").list_runs(kind="evaluation")[0]
+    assert (run["config"]["backend"], run["config"]["suffix"], run["config"]["limit"]) == ("scripted", "rl", 4)
+    assert run["metrics"]["overall"]["n"] == 4
+    res = runner.invoke(app, ["eval", "synth", "--db", str(tmp_path / "sif.db"), "--config", str(config),
+                              "--set", "colour=red"])
+    assert res.exit_code == 1 and "unknown setting(s) colour" in res.output
+    res = runner.invoke(app, ["eval", "synth", "--db", str(tmp_path / "sif.db")])
+    assert res.exit_code == 1 and "data: required" in res.output
 
 
 def test_stopped_run_resumes_in_process(tmp_path):

@@ -1,4 +1,5 @@
-"""Training settings: dataclasses read from YAML, with `--set key=value` overrides.
+"""Settings: dataclasses read from YAML, with `--set key=value` overrides (training, and the
+`sif generate` / `sif eval` configs).
 
 Defaults are the paper's (PAPER.md); `trl:` passes any further keyword straight to TRL's
 `SFTConfig` / `GRPOConfig`, so nothing TRL offers is hidden behind these files.
@@ -157,16 +158,20 @@ def build(cls: type[T], data: dict, where: str = "") -> T:
     return cls(**kwargs)
 
 
-def load_settings(cls: type[T], path: str | Path | None, overrides: list[str] | None = None) -> T:
-    """Settings of type `cls` from a YAML file (optional) and `--set` overrides."""
+def read_settings(path: str | Path | None, overrides: list[str] | None = None) -> dict:
+    """The settings of a YAML file (optional), with `--set` overrides merged in."""
     data: dict = {}
     if path is not None:
         loaded = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping of settings")
+            raise ValueError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
         data = loaded
-    data = _merge(data, parse_overrides(overrides))
-    settings = build(cls, data)
+    return _merge(data, parse_overrides(overrides))
+
+
+def load_settings(cls: type[T], path: str | Path | None, overrides: list[str] | None = None) -> T:
+    """Settings of type `cls` from a YAML file (optional) and `--set` overrides."""
+    settings = build(cls, read_settings(path, overrides))
     for name in ("model", "data"):
         if not getattr(settings, name):
             raise ValueError(f"{name}: required (set it in the config or with --set {name}=...)")
