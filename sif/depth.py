@@ -157,6 +157,11 @@ class DepthMap:
         return self._sat
 
     @property
+    def nbytes(self) -> int:
+        """Memory held: the map, and its summed-area table once built."""
+        return self.array.nbytes + (self._sat.nbytes if self._sat is not None else 0)
+
+    @property
     def height(self) -> int:
         return int(self.array.shape[0])
 
@@ -232,20 +237,15 @@ def save_gray16(depth: np.ndarray, path: str | os.PathLike, compress_level: int 
 
 
 class _LRU:
-    """Decoded maps by file version, least recently used dropped first once their weight —
-    the map, and room for the summed-area table it may build (twice its size) — passes
+    """Decoded maps by file version, least recently used dropped first once the memory they
+    hold (`DepthMap.nbytes`, which grows when a map builds its summed-area table) passes
     `max_bytes`. Bounded by bytes, not count: every process that reads maps (the workbench,
-    each generation worker) holds its own."""
+    each generation or import worker) holds its own."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self._items: OrderedDict = OrderedDict()
-        self._bytes = 0
         self._lock = Lock()
-
-    @staticmethod
-    def _weight(value: "DepthMap") -> int:
-        return 3 * value.array.nbytes
 
     def get(self, key, make):
         with self._lock:
@@ -254,18 +254,16 @@ class _LRU:
                 return self._items[key]
         value = make()
         with self._lock:
-            if key not in self._items:
-                self._items[key] = value
-                self._bytes += self._weight(value)
-            while self._bytes > self.max_bytes and len(self._items) > 1:
+            self._items[key] = value
+            held = sum(v.nbytes for v in self._items.values())
+            while held > self.max_bytes and len(self._items) > 1:
                 _, dropped = self._items.popitem(last=False)
-                self._bytes -= self._weight(dropped)
+                held -= dropped.nbytes
         return value
 
     def clear(self):
         with self._lock:
             self._items.clear()
-            self._bytes = 0
 
 
 _CACHE = _LRU(int(float(os.environ.get("SIF_DEPTH_CACHE_MB", "256")) * 2**20))

@@ -150,16 +150,20 @@ def test_cache_decodes_each_file_version_once(tmp_path, monkeypatch):
 
 
 def test_cache_is_bounded_by_bytes_least_recently_used_first(tmp_path, monkeypatch):
-    one_map = 3 * 48 * 64 * 4  # a 64×48 float32 map and room for its summed-area table
+    one_map = 48 * 64 * 4  # a 64×48 float32 map
     monkeypatch.setattr(depth_mod, "_CACHE", depth_mod._LRU(2 * one_map))
     paths = []
-    for i in range(3):
+    for i in range(4):
         paths.append(tmp_path / f"d{i}.png")
         save_gray16(np.full((48, 64), i / 4), paths[-1])
     a, b = DepthMap.load(paths[0]), DepthMap.load(paths[1])
-    assert DepthMap.load(paths[0]) is a  # a is now the most recently used
-    c = DepthMap.load(paths[2])  # over budget: b goes
+    assert a.nbytes == one_map and DepthMap.load(paths[0]) is a  # a is now the most recently used
+    c = DepthMap.load(paths[2])  # over budget: b, the least recently used, goes
     assert DepthMap.load(paths[0]) is a and DepthMap.load(paths[2]) is c
-    assert DepthMap.load(paths[1]) is not b
-    big = depth_mod._LRU(one_map // 2)  # a map bigger than the budget is still kept, alone
-    assert big.get("k", lambda: a) is a and big.get("k", lambda: b) is a
+    b2 = DepthMap.load(paths[1])  # decoded again; now a goes
+    assert b2 is not b and DepthMap.load(paths[2]) is c and DepthMap.load(paths[1]) is b2
+    c.sat  # noqa: B018 (a summed-area table: float64, twice the map)
+    assert c.nbytes == 3 * one_map
+    d = DepthMap.load(paths[3])  # c with its table weighs the budget and more: it goes
+    assert DepthMap.load(paths[1]) is b2 and DepthMap.load(paths[3]) is d
+    assert DepthMap.load(paths[2]) is not c
