@@ -48,8 +48,12 @@ def _bench_command(bench: str):
             values.update({k: v for k, v in flags.items() if v is not None}, benchmark=bench)
             if not values.get("data"):
                 raise ValueError("data: required (--data FILE, or data: in the --config file)")
-            result = evaluate(db, build(EvalConfig, values), resume=resume, report_dir=out)
-        except (ValueError, TypeError, FileNotFoundError, StoreError) as exc:
+            try:
+                settings = build(EvalConfig, values)
+            except TypeError as exc:  # a setting of the wrong type
+                raise ValueError(str(exc)) from None
+            result = evaluate(db, settings, resume=resume, report_dir=out)
+        except (ValueError, FileNotFoundError, StoreError) as exc:
             fail(str(exc))
         typer.echo(f"run {result.run_id}: {result.predicted} new predictions, {result.total} records, "
                    f"{len(result.missing_images)} images missing, {len(result.failures)} failures, "

@@ -23,7 +23,6 @@ import aiohttp
 from PIL import Image
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-_dumps = json.JSONEncoder(ensure_ascii=False).encode  # UTF-8 bodies: no \u escapes to write or parse
 
 
 @dataclass
@@ -107,7 +106,7 @@ class ChatClient:
         self._slots = asyncio.Semaphore(slots)
         self._url = self.config.base_url.rstrip("/") + "/chat/completions"
         self._session = aiohttp.ClientSession(
-            headers=headers, connector=aiohttp.TCPConnector(limit=slots), json_serialize=_dumps,
+            headers=headers, connector=aiohttp.TCPConnector(limit=slots), trust_env=True,  # proxies, as httpx did
             timeout=aiohttp.ClientTimeout(total=self.config.timeout_s))
         return self
 
@@ -188,7 +187,7 @@ class ChatClient:
         The timeout applies to each wait for more of the stream, not to the whole of it."""
         assert self._session is not None, "use `async with ChatClient(...)`"
         payload = {"model": self.config.model, "messages": messages, "stream": True, **params}
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.config.timeout_s, sock_read=self.config.timeout_s)
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.config.timeout_s, sock_read=self.config.timeout_s)
         try:
             async with self._slots, self._session.post(self._url, json=payload, timeout=timeout) as resp:
                 if resp.status != 200:

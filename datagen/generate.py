@@ -19,6 +19,7 @@ import time
 import zlib
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 
@@ -196,12 +197,17 @@ class Workers:
     sample always goes to the same one: the depth map decoded for its plan is still in that
     process's cache when its reply is analysed (a 640×480 16-bit PNG takes ~5 ms to decode).
 
-    Create it before the run starts threads: on Linux the workers are forked at once (fast,
-    and with no other thread that could hold a lock); elsewhere they are spawned."""
+    Create it before the run starts threads: on Linux the workers are forked at once (fast).
+    The first is forked with no other thread alive; each later one while the earlier
+    executors' queue threads run, which is safe because a worker only uses its own executor's
+    queues (made before its fork) and Python resets the import lock in a forked child.
+    Elsewhere they are spawned. Work whose worker died runs in a thread instead (`fallbacks`):
+    a crashed worker must not cost the replies already paid for."""
 
     def __init__(self, n: int):
         linux = sys.platform == "linux"
         context = multiprocessing.get_context("fork" if linux else "spawn")
+        self.fallbacks = 0
         self._executors = [ProcessPoolExecutor(1, mp_context=context, initializer=_exit_with_parent if linux else None,
                                                initargs=(os.getpid(),)) for _ in range(n)]
         gc.freeze()  # the children's garbage collector then leaves the inherited objects (and their pages) alone
@@ -211,10 +217,14 @@ class Workers:
         finally:
             gc.unfreeze()
 
-    def run(self, sample_id: int, fn) -> asyncio.Future:
-        """`fn()` in the worker of this sample, awaitable."""
+    async def run(self, sample_id: int, fn):
+        """`fn()` in the worker of this sample (in a thread if that worker died)."""
         executor = self._executors[hash(sample_id) % len(self._executors)]
-        return asyncio.get_running_loop().run_in_executor(executor, fn)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, fn)
+        except BrokenProcessPool:
+            self.fallbacks += 1
+            return await asyncio.to_thread(fn)
 
     def shutdown(self) -> None:
         for executor in self._executors:
@@ -372,6 +382,9 @@ class _Run:
                 self._writer.shutdown(wait=True)
                 if self._workers is not None:
                     self._workers.shutdown()
+                    if self._workers.fallbacks:
+                        self.errors.append(f"a worker process died: {self._workers.fallbacks} samples' CPU work "
+                                           "ran in the main process instead")
         self.store.update_run(self.run_id, status="done", metrics=self.metrics())
 
 

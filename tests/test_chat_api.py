@@ -40,6 +40,27 @@ def test_timeout_and_malformed_reply_raise_clear_errors():
     assert client.events["failed_malformed"] == 1
 
 
+def test_unreachable_server_and_stalled_stream_raise_transport_and_timeout_errors():
+    import socket
+
+    with socket.socket() as sock:  # a port with nobody listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = ChatConfig(base_url=f"http://127.0.0.1:{port}/v1", model="m", backoff_s=0.01, max_retries=1)
+    (err,), client = _run(_complete(cfg))
+    assert isinstance(err, ChatError) and err.kind == "transport" and err.attempts == 2
+    assert client.events["failed_transport"] == 1
+
+    async def stream(cfg):
+        async with ChatClient(cfg) as c:
+            return [piece async for piece in c.stream([user_message("hi")])]
+
+    with fake_openai_server(lambda req, n: Reply("one two three", chunk_delay_s=1.0)) as server:
+        with pytest.raises(ChatError, match="stalled") as info:
+            _run(stream(_cfg(server, timeout_s=0.3)))
+    assert info.value.kind == "timeout"
+
+
 def test_client_error_is_not_retried_and_key_is_sent_from_env(monkeypatch):
     monkeypatch.setenv("SIF_TEST_KEY", "sk-secret")
     with fake_openai_server(lambda req, n: Reply("bad request", status=400)) as server:

@@ -127,6 +127,30 @@ def test_every_sample_ends_generated_or_invalid_with_its_reason(store, monkeypat
         assert SECRET.encode() not in f.read_bytes(), f
 
 
+def test_a_worker_process_that_dies_costs_no_reply(store, monkeypatch):
+    """A worker killed mid-run (out of memory, say): its samples' work, the replies already
+    paid for included, runs in the main process instead; every sample is stored."""
+    import os
+
+    import datagen.generate as gen
+
+    main, real = os.getpid(), gen.check_reply
+
+    def check_or_die(*args, **kwargs):
+        if os.getpid() != main:  # in the worker: die the way an OOM kill does
+            os._exit(9)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gen, "check_reply", check_or_die)  # the forked worker inherits it
+    ids = add_samples(store, [f"Where is the mug {i}?" for i in range(4)])
+    with fake_openai_server(lambda req, n: Reply(chain_reply(planned_areas(req)))) as server:
+        summary = generate(store, _cfg(server, worker_processes=1), progress=False)
+        assert len(server.requests) == 4  # each sample asked once: no reply was thrown away
+    assert summary.metrics["generated"] == 4 and store.get_run(summary.run_id)["status"] == "done"
+    assert all(store.current_chain(i).valid for i in ids)
+    assert any("worker process died" in e for e in summary.errors)
+
+
 def test_template_teacher_limit_dataset_and_resume(store):
     add_samples(store, [f"Where is the mug {i}?" for i in range(5)], dataset="viscot")
     other = add_samples(store, ["How many cups?"] * 1 + ["How many plates?"], dataset="tallyqa", seed=1,

@@ -51,7 +51,7 @@ def test_killed_run_resumes_with_exactly_one_generated_revision_per_sample(tmp_p
         args = [SIF, "generate", "--db", str(db), "--teacher", "openai", "--base-url", server.base_url,
                 "--model", "m", "--concurrency", "2", "--no-progress"]
         err = tmp_path / "first.err"
-        with err.open("w") as stderr:  # step images in a worker process, which must die with the run
+        with err.open("w") as stderr:  # with a worker process (all the CPU work), which must die with the run
             proc = subprocess.Popen(args + ["--set", "worker_processes=1"], stdout=subprocess.DEVNULL, stderr=stderr,
                                     env=env)
         workers: set[int] = set()

@@ -164,6 +164,14 @@ def test_eval_settings_from_yaml_with_set_and_flag_overrides(tmp_path):
     assert (run["config"]["backend"], run["config"]["suffix"], run["config"]["limit"]) == ("scripted", "rl", 4)
     assert run["metrics"]["overall"]["n"] == 4
     res = runner.invoke(app, ["eval", "synth", "--db", str(tmp_path / "sif.db"), "--config", str(config),
+                              "--set", "limit=4", "--limit", "2", "--backend", "scripted",
+                              "--out", str(tmp_path / "reports")])
+    assert res.exit_code == 0, res.output
+    assert _store(tmp_path / "sif.db").list_runs(kind="evaluation")[0]["config"]["limit"] == 2  # the flag wins
+    res = runner.invoke(app, ["eval", "synth", "--db", str(tmp_path / "sif.db"), "--config", str(config),
+                              "--set", "limit=0"])
+    assert res.exit_code == 1 and "limit must be a whole number of at least 1" in res.output
+    res = runner.invoke(app, ["eval", "synth", "--db", str(tmp_path / "sif.db"), "--config", str(config),
                               "--set", "colour=red"])
     assert res.exit_code == 1 and "unknown setting(s) colour" in res.output
     res = runner.invoke(app, ["eval", "synth", "--db", str(tmp_path / "sif.db")])

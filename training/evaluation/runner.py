@@ -47,6 +47,10 @@ class EvalConfig:
             raise ValueError(f"suffix must be one of {', '.join(SUFFIXES)}, not {self.suffix!r}")
         if self.judge not in ("rule", "openai"):
             raise ValueError(f"judge must be 'rule' or 'openai', not {self.judge!r}")
+        for name in ("limit", "max_new_tokens"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
 
     @classmethod
     def from_json(cls, obj: dict) -> "EvalConfig":
