@@ -58,30 +58,24 @@ def import_sif50k(
     _import("sif50k", db, file, root, data_root, allow_missing, show, unpad_boxes)
 
 
-@import_app.command("viscot")
-def import_viscot(
-    file: FileArg,
-    images: Annotated[Path, typer.Option("--images", exists=True, file_okay=False, help="Folder holding the images.")],
-    db: DbOption = DEFAULT_DB,
-    data_root: DataRootOption = None,
-    allow_missing: MissingOption = False,
-    show: ShowOption = 20,
-):
-    """Import Visual-CoT raw JSONL (pixel boxes) or LLaVA-style JSON (square-padded boxes, undone); no chains yet."""
-    _import("viscot", db, file, images, data_root, allow_missing, show)
+def _images_importer(kind: str, doc: str):
+    """`sif import KIND FILE --images DIR`: a dataset whose records name images in one folder."""
+    def command(
+        file: FileArg,
+        images: Annotated[Path, typer.Option("--images", exists=True, file_okay=False, help="Folder holding the images.")],
+        db: DbOption = DEFAULT_DB,
+        data_root: DataRootOption = None,
+        allow_missing: MissingOption = False,
+        show: ShowOption = 20,
+    ):
+        _import(kind, db, file, images, data_root, allow_missing, show)
+
+    command.__doc__ = doc
+    import_app.command(kind)(command)
 
 
-@import_app.command("tallyqa")
-def import_tallyqa(
-    file: FileArg,
-    images: Annotated[Path, typer.Option("--images", exists=True, file_okay=False, help="Folder holding the images.")],
-    db: DbOption = DEFAULT_DB,
-    data_root: DataRootOption = None,
-    allow_missing: MissingOption = False,
-    show: ShowOption = 20,
-):
-    """Import TallyQA counting questions with the counted objects' pixel boxes."""
-    _import("tallyqa", db, file, images, data_root, allow_missing, show)
+_images_importer("viscot", "Import Visual-CoT raw JSONL (pixel boxes) or LLaVA-style JSON (square-padded boxes, undone); no chains yet.")
+_images_importer("tallyqa", "Import TallyQA counting questions with the counted objects' pixel boxes.")
 
 
 def _open(db: Path):
