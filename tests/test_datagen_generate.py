@@ -304,3 +304,18 @@ def test_step_images_from_worker_processes_match_those_made_in_threads(store):
                 data = base64.b64decode(part["image_url"]["url"].split(",", 1)[1])
                 sizes.add(Image.open(io.BytesIO(data)).size)
     assert (300, 225) in sizes and (64, 48) in sizes
+
+
+def test_a_resumed_retry_invalid_run_does_not_pay_again_for_what_it_already_wrote(store):
+    """A sample this run already wrote as invalid is done for this run, even with `retry_invalid`."""
+    first_ids = add_samples(store, [f"What is on table {i}? [case malformed]" for i in range(2)])
+    teacher = MixedTeacher()
+    with fake_openai_server(teacher) as server:
+        first = generate(store, _cfg(server, retry_invalid=True), progress=False)
+        assert teacher.attempts == {"malformed": 2} and first.metrics["invalid"] == 2
+        (late,) = add_samples(store, ["What is on the shelf? [case malformed]"], seed=1)  # arrives before the resume
+        generate(store, resume=first.run_id, base_url=server.base_url, progress=False)
+        assert teacher.attempts == {"malformed": 3}  # only the new sample was asked for
+        assert [len(store.history(i)) for i in [*first_ids, late]] == [1, 1, 1]
+        again = generate(store, _cfg(server, retry_invalid=True), progress=False)  # a new run redoes all three
+    assert teacher.attempts == {"malformed": 6} and again.metrics["invalid"] == 3

@@ -119,6 +119,9 @@ def test_revisions_current_chain_history_and_revert(store):
     assert [r.origin for r in store.history(sid)] == ["imported", "edited", "prediction", "edited"]
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         store.conn.execute("UPDATE chain_revisions SET text = 'x' WHERE id = 1")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.conn.execute("DELETE FROM chain_revisions WHERE id = 1")
+    assert len(store.history(sid)) == 4
     with pytest.raises(StoreError, match="run_id"):
         store.add_revision(sid, CHAIN_A, origin="rollout", author="m")
 
@@ -233,3 +236,12 @@ def test_two_processes_saving_reviews_lose_nothing(tmp_path):
     log = store.conn.execute("SELECT sample_id, GROUP_CONCAT(reviewer, '') FROM review_log GROUP BY sample_id").fetchall()
     assert len(log) == N_CONTESTED and all(sorted(r[1]) == ["A", "B"] for r in log)
     store.close()
+
+
+def test_samples_differing_only_in_their_question_stay_apart(store):
+    """The content hash covers the question: two questions on one image are two samples."""
+    a = add(store, 1, source_id="same", image="img/same.png", question="What colour is the mug?")
+    b = add(store, 1, source_id="same", image="img/same.png", question="How many mugs are there?")
+    assert a != b and store.count() == 2
+    assert store.add_sample(dataset="toy", source_id="same", image="img/same.png", question="What colour is the mug?",
+                            answer="red", gt_boxes=[[0.1, 0.2, 0.4, 0.6]], width=64, height=48) == a

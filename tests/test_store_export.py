@@ -116,3 +116,20 @@ def test_stats_json(store):
     table = runner.invoke(app, ["stats", "--db", str(store.path)])
     assert "by dataset" in table.output and "synthetic" in table.output
     assert Counter(stats["by_status"]) == Counter({"pending": 10})
+
+
+def test_export_writes_the_curated_chain_never_a_later_rollout_or_prediction(store, tmp_path):
+    sid = store.query()[0].id
+    curated = store.current_chain(sid).text
+    model_chain = ('<think>\n<area>[{"bbox_2d":[0.000,0.000,0.500,0.500],"depth":0.500}]</area>\n'
+                   '<text>a model wrote this</text>\n</think>\n<answer>model</answer>')
+    for kind, origin in (("training", "rollout"), ("evaluation", "prediction")):
+        run = store.create_run(kind, {})
+        assert store.add_revision(sid, model_chain, origin=origin, author="model", run_id=run).valid
+    export_sft(store, tmp_path / "lf", split=None)
+    export_sft(store, tmp_path / "trl", split=None, fmt="trl")
+    lf = {r["sample_id"]: r for r in json.loads((tmp_path / "lf" / "sif_sft.json").read_text())}
+    trl = {r["sample_id"]: r for r in map(json.loads, (tmp_path / "trl" / "sif_sft.jsonl").read_text().splitlines())}
+    assert lf[sid]["messages"][1]["content"] == curated
+    assert trl[sid]["completion"][0]["content"] == curated
+    assert all("a model wrote this" not in json.dumps(r) for r in [*lf.values(), *trl.values()])
