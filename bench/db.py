@@ -10,6 +10,7 @@ Records are cheap: SIF-50K shape with a handful of shared tiny images, random fo
 Targets: import ≥ 2,500 records/s; every listed query ≤ 50 ms.
 Run: python bench/db.py [--n 50000] [--baseline-n 2000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from db.importers import import_records, sif50k_converter  # noqa: E402
-from db.store import Store  # noqa: E402
-from sif.chain import Chain, Region, Step, render_chain  # noqa: E402
-from sif.prompts import sif_user_prompt  # noqa: E402
+from db.importers import import_records, sif50k_converter
+from db.store import Store
+from sif.chain import Chain, Region, Step, render_chain
+from sif.prompts import sif_user_prompt
 
 COLOURS = ["red", "blue", "green", "yellow", "white", "black", "orange", "purple"]
 THINGS = ["mug", "chair", "lamp", "ball", "book", "plant", "bottle", "box", "cat", "dog"]
@@ -50,17 +51,31 @@ def make_records(n: int, image_names: list[str], seed: int = 0) -> list[dict]:
         gt = _box(rng, 0.3)
         steps = [Step((Region((0.0, 0.0, 1.0, 1.0), 0.5),), f"The scene holds several objects; look for the {thing}.")]
         for k in range(int(rng.integers(1, 4))):
-            regions = tuple(Region(_box(rng, 0.6), round(float(rng.uniform(0, 1)), 3)) for _ in range(int(rng.integers(1, 3))))
+            regions = tuple(
+                Region(_box(rng, 0.6), round(float(rng.uniform(0, 1)), 3)) for _ in range(int(rng.integers(1, 3)))
+            )
             steps.append(Step(regions, f"Step {k}: narrowing down on the {thing}."))
         steps.append(Step((Region(gt, round(float(rng.uniform(0, 1)), 3)),), f"This is the {thing}; it is {colour}."))
         image = image_names[i % len(image_names)]
-        records.append({
-            "dataset": DATASETS[i % len(DATASETS)], "image": image, "depth_image": image, "problem": question,
-            "normalized_solution_round": {"bbox_3d": [list(gt)], "illegal_content": False}, "response": colour,
-            "messages": [{"role": "user", "content": sif_user_prompt(question)},
-                         {"role": "assistant", "content": render_chain(Chain(tuple(steps), colour))}],
-            "images": [image, image], "id": f"bench-{i:06d}", "split": "train", "width": 64, "height": 48,
-        })
+        records.append(
+            {
+                "dataset": DATASETS[i % len(DATASETS)],
+                "image": image,
+                "depth_image": image,
+                "problem": question,
+                "normalized_solution_round": {"bbox_3d": [list(gt)], "illegal_content": False},
+                "response": colour,
+                "messages": [
+                    {"role": "user", "content": sif_user_prompt(question)},
+                    {"role": "assistant", "content": render_chain(Chain(tuple(steps), colour))},
+                ],
+                "images": [image, image],
+                "id": f"bench-{i:06d}",
+                "split": "train",
+                "width": 64,
+                "height": 48,
+            }
+        )
     return records
 
 
@@ -75,8 +90,10 @@ def timed_ms(fn, repeats: int = 5) -> float:
 
 
 def naive_current(column: str) -> str:
-    return (f"(SELECT c.{column} FROM chain_revisions c WHERE c.sample_id = s.id AND c.origin IN "
-            "('imported','generated','edited') ORDER BY c.rev DESC LIMIT 1)")
+    return (
+        f"(SELECT c.{column} FROM chain_revisions c WHERE c.sample_id = s.id AND c.origin IN "
+        "('imported','generated','edited') ORDER BY c.rev DESC LIMIT 1)"
+    )
 
 
 def naive_queries(store: Store) -> dict:
@@ -85,22 +102,29 @@ def naive_queries(store: Store) -> dict:
     status = "COALESCE((SELECT status FROM reviews r WHERE r.sample_id = s.id), 'pending')"
     return {
         "filter status=accepted": lambda: conn.execute(
-            f"SELECT s.id FROM samples s WHERE {status} = 'accepted' ORDER BY s.id LIMIT 50").fetchall(),
+            f"SELECT s.id FROM samples s WHERE {status} = 'accepted' ORDER BY s.id LIMIT 50"
+        ).fetchall(),
         "filter dataset=vsr, valid": lambda: conn.execute(
-            f"SELECT s.id FROM samples s WHERE s.dataset = 'vsr' AND {naive_current('valid')} = 1 ORDER BY s.id LIMIT 50").fetchall(),
+            f"SELECT s.id FROM samples s WHERE s.dataset = 'vsr' AND {naive_current('valid')} = 1 ORDER BY s.id LIMIT 50"
+        ).fetchall(),
         "sort final_hiou desc": lambda: conn.execute(
-            f"SELECT s.id FROM samples s ORDER BY {naive_current('final_hiou')} DESC LIMIT 50").fetchall(),
+            f"SELECT s.id FROM samples s ORDER BY {naive_current('final_hiou')} DESC LIMIT 50"
+        ).fetchall(),
         "sort n_steps, page 20": lambda: conn.execute(
-            f"SELECT s.id FROM samples s ORDER BY {naive_current('n_steps')}, s.id LIMIT 50 OFFSET 1000").fetchall(),
+            f"SELECT s.id FROM samples s ORDER BY {naive_current('n_steps')}, s.id LIMIT 50 OFFSET 1000"
+        ).fetchall(),
         "text 'purple lamp'": lambda: conn.execute(
             "SELECT s.id FROM samples s WHERE (s.question || s.answer || COALESCE("
             f"{naive_current('text')}, '')) LIKE '%purple%' AND (s.question || s.answer || COALESCE("
-            f"{naive_current('text')}, '')) LIKE '%lamp%' ORDER BY s.id LIMIT 50").fetchall(),
+            f"{naive_current('text')}, '')) LIKE '%lamp%' ORDER BY s.id LIMIT 50"
+        ).fetchall(),
         "count needs_fix in gqa": lambda: conn.execute(
-            f"SELECT COUNT(*) FROM samples s WHERE s.dataset = 'gqa' AND {status} = 'needs_fix'").fetchall(),
+            f"SELECT COUNT(*) FROM samples s WHERE s.dataset = 'gqa' AND {status} = 'needs_fix'"
+        ).fetchall(),
         "status+dataset+text, sort hiou": lambda: conn.execute(
             f"SELECT s.id FROM samples s WHERE s.dataset = 'flickr30k' AND {status} = 'accepted' AND "
-            f"(s.question || {naive_current('text')}) LIKE '%red%' ORDER BY {naive_current('final_hiou')} DESC LIMIT 50").fetchall(),
+            f"(s.question || {naive_current('text')}) LIKE '%red%' ORDER BY {naive_current('final_hiou')} DESC LIMIT 50"
+        ).fetchall(),
     }
 
 
@@ -112,8 +136,9 @@ def our_queries(store: Store) -> dict:
         "sort n_steps, page 20": lambda: store.query(sort="n_steps", offset=1000),
         "text 'purple lamp'": lambda: store.query(text="purple lamp"),
         "count needs_fix in gqa": lambda: store.count(status="needs_fix", dataset="gqa"),
-        "status+dataset+text, sort hiou": lambda: store.query(status="accepted", dataset="flickr30k", text="red",
-                                                               sort="final_hiou", descending=True),
+        "status+dataset+text, sort hiou": lambda: store.query(
+            status="accepted", dataset="flickr30k", text="red", sort="final_hiou", descending=True
+        ),
     }
 
 
@@ -149,8 +174,10 @@ def main() -> int:
         base = len(sample) / (time.perf_counter() - start)
         naive.close()
         ok = ours >= TARGET_RATE
-        print(f"import: {ours:,.0f} records/s (baseline row-by-row commits {base:,.0f}/s, "
-              f"ratio {ours / base:.1f}x)  target ≥ {TARGET_RATE:,}/s: {'PASS' if ok else 'FAIL'}")
+        print(
+            f"import: {ours:,.0f} records/s (baseline row-by-row commits {base:,.0f}/s, "
+            f"ratio {ours / base:.1f}x)  target ≥ {TARGET_RATE:,}/s: {'PASS' if ok else 'FAIL'}"
+        )
 
         rng = np.random.default_rng(1)
         statuses = ["accepted", "rejected", "needs_fix"]
@@ -158,7 +185,9 @@ def main() -> int:
             for sid in rng.choice(np.arange(1, args.n + 1), size=args.n // 3, replace=False):
                 store.set_review(int(sid), statuses[int(sid) % 3], reviewer="bench", expected_version=0)
             for sid in range(1, args.n + 1, 50):  # some hand edits: a second, invalid revision
-                store.add_revision(sid, "<think><area>[]</area></think><answer>x</answer>", origin="edited", author="bench")
+                store.add_revision(
+                    sid, "<think><area>[]</area></think><answer>x</answer>", origin="edited", author="bench"
+                )
         print(f"\n{'query on ' + format(args.n, ',') + ' samples':34} {'ours ms':>9} {'naive ms':>9} {'ratio':>7}")
         naive_q = naive_queries(store)
         for name, fn in our_queries(store).items():

@@ -18,6 +18,7 @@ Every figure is the best and the median of --repeats runs, with the load average
 (the machine may be shared: compare figures taken under the same load).
 Run: python bench/generate.py [--size 640x480] [--latency 0.2] [--stage-samples 300] [--repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,11 +36,11 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
-from datagen.chat_api import ChatClient, ChatConfig, user_message  # noqa: E402
+from common.openai_client import ChatClient, ChatConfig, user_message  # noqa: E402
 from datagen.depth_source import DepthEstimator  # noqa: E402
-from datagen.generate import GenerateConfig, generate, prepare_sample, sample_rng, worker_count  # noqa: E402
+from datagen.generation import GenerateConfig, generate, prepare_sample, sample_rng, worker_count  # noqa: E402
 from db.store import Store  # noqa: E402
 from sif.depth import DepthMap, clear_depth_cache, save_gray16  # noqa: E402
 from sif.plan import plan_focus_detailed  # noqa: E402
@@ -68,17 +69,30 @@ def fill_store(store: Store, files, n: int, size) -> list[int]:
     for i in range(n):
         image, depth = files[i % len(files)]
         x, y = rng.uniform(0.05, 0.6, 2)
-        ids.append(store.add_sample(
-            dataset="bench", source_id=str(i), image=image, depth=depth, depth_encoding="gray16_depth",
-            question=f"What is in box {i}?", answer="a mug", gt_boxes=[[round(x, 3), round(y, 3), round(x + 0.2, 3), round(y + 0.3, 3)]],
-            width=size[0], height=size[1]))
+        ids.append(
+            store.add_sample(
+                dataset="bench",
+                source_id=str(i),
+                image=image,
+                depth=depth,
+                depth_encoding="gray16_depth",
+                question=f"What is in box {i}?",
+                answer="a mug",
+                gt_boxes=[[round(x, 3), round(y, 3), round(x + 0.2, 3), round(y + 0.3, 3)]],
+                width=size[0],
+                height=size[1],
+            )
+        )
     return ids
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", f"from datagen_fixtures import serve_echo_teacher; serve_echo_teacher({latency})"],
-        cwd=ROOT / "tests", stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", f"from tests.support.datagen import serve_echo_teacher; serve_echo_teacher({latency})"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     return proc, proc.stdout.readline().strip()
 
 
@@ -108,7 +122,7 @@ def _stats(values: list[float]) -> tuple[float, float]:
 
 
 def _load() -> str:
-    return "load {:.1f}".format(os.getloadavg()[0])
+    return f"load {os.getloadavg()[0]:.1f}"
 
 
 def _fresh_links(root: Path, files, tag: str) -> list[tuple[str, str]]:
@@ -125,8 +139,9 @@ def _fresh_links(root: Path, files, tag: str) -> list[tuple[str, str]]:
     return out
 
 
-def _generate_rate(root: Path, files, size, server: subprocess.Popen, base_url: str, c: int, n: int, tag: str,
-                   **cfg) -> tuple[float, float, float]:
+def _generate_rate(
+    root: Path, files, size, server: subprocess.Popen, base_url: str, c: int, n: int, tag: str, **cfg
+) -> tuple[float, float, float]:
     """(samples/s, client CPU ms/sample, server CPU ms/sample) of one run over n fresh samples."""
     store = Store.open(root / f"throughput-{tag}.db", data_root=root)
     fill_store(store, _fresh_links(root, files[:n], tag), n, size)
@@ -161,21 +176,28 @@ def bench_throughput(root: Path, files, size, latency: float, levels: list[int],
             top, med, client, srv = _level(root, files, size, proc, base_url, c, n, f"c{c}", repeats)
             best[c] = top
             ideal = c / latency
-            print(f"  concurrency {c:>2}: {n:>4} samples: best {top:6.1f} / median {med:6.1f} samples/s; "
-                  f"vs concurrency 1: {top / best[levels[0]]:5.1f}x; vs ideal {ideal:.0f}/s: {top / ideal:.2f} "
-                  f"(median {med / ideal:.2f}); CPU ms/sample: client {client:.1f}, server {srv:.1f}; "
-                  f"{_ceiling(client, srv)}; {_load()}")
+            print(
+                f"  concurrency {c:>2}: {n:>4} samples: best {top:6.1f} / median {med:6.1f} samples/s; "
+                f"vs concurrency 1: {top / best[levels[0]]:5.1f}x; vs ideal {ideal:.0f}/s: {top / ideal:.2f} "
+                f"(median {med / ideal:.2f}); CPU ms/sample: client {client:.1f}, server {srv:.1f}; "
+                f"{_ceiling(client, srv)}; {_load()}"
+            )
         top_c = levels[-1]
         n = max(20, 8 * top_c)
         ideal = top_c / latency
-        b_top, b_med, b_client, b_srv = _level(root, files, size, proc, base_url, top_c, n, "threads", repeats,
-                                               worker_processes=0)
-        print(f"  baseline, no worker processes (worker_processes=0), concurrency {top_c}: best {b_top:.1f} / median "
-              f"{b_med:.1f} samples/s = {b_top / ideal:.2f} of ideal; the default ({worker_count(GenerateConfig())} "
-              f"worker processes) is {best[top_c] / b_top:.2f}x; client CPU {b_client:.1f} ms/sample; {_load()}")
+        b_top, b_med, b_client, b_srv = _level(
+            root, files, size, proc, base_url, top_c, n, "threads", repeats, worker_processes=0
+        )
+        print(
+            f"  baseline, no worker processes (worker_processes=0), concurrency {top_c}: best {b_top:.1f} / median "
+            f"{b_med:.1f} samples/s = {b_top / ideal:.2f} of ideal; the default ({worker_count(GenerateConfig())} "
+            f"worker processes) is {best[top_c] / b_top:.2f}x; client CPU {b_client:.1f} ms/sample; {_load()}"
+        )
         alone, _ = _stats([asyncio.run(_client_only(base_url, 8 * top_c, top_c)) for _ in range(repeats)])
-        print(f"  reference, the chat client alone at concurrency {top_c}: {alone:.1f} requests/s "
-              f"= {alone / ideal:.2f} of ideal (pipeline / client alone: {best[top_c] / alone:.2f}); {_load()}")
+        print(
+            f"  reference, the chat client alone at concurrency {top_c}: {alone:.1f} requests/s "
+            f"= {alone / ideal:.2f} of ideal (pipeline / client alone: {best[top_c] / alone:.2f}); {_load()}"
+        )
     finally:
         proc.kill()
         proc.wait()
@@ -210,10 +232,14 @@ def bench_stage(root: Path, size, n: int, repeats: int) -> None:
 
     (b1, _), (one, one_med), (two, two_med) = rates(1, baseline), rates(1, ours), rates(2, ours)
     imgs, _ = rates(2, lambda store, s: ours(store, s, needs_images=True))
-    print(f"  planner + depth, 1 thread:  best {one:6.1f} / median {one_med:6.1f} samples/s  (summed-area-table "
-          f"baseline {b1:.1f}/s: {one / b1:.2f}x; target 200/s: {one / 200:.2f}); {_load()}")
-    print(f"  planner + depth, 2 threads: best {two:6.1f} / median {two_med:6.1f} samples/s  (vs 1 thread "
-          f"{two / one:.2f}x; target 200/s: {two / 200:.2f}); {_load()}")
+    print(
+        f"  planner + depth, 1 thread:  best {one:6.1f} / median {one_med:6.1f} samples/s  (summed-area-table "
+        f"baseline {b1:.1f}/s: {one / b1:.2f}x; target 200/s: {one / 200:.2f}); {_load()}"
+    )
+    print(
+        f"  planner + depth, 2 threads: best {two:6.1f} / median {two_med:6.1f} samples/s  (vs 1 thread "
+        f"{two / one:.2f}x; target 200/s: {two / 200:.2f}); {_load()}"
+    )
     print(f"  + step images and request encoding in the same threads, 2 threads: {imgs:6.1f} samples/s")
     store.close()
 

@@ -9,6 +9,7 @@ depth rewards against a new 1280×960 `spectral_r` depth map.
             polygon unions; pair IoU with the same Kuhn–Munkres matching.
 Run: python bench/rewards.py [--repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,10 +27,10 @@ from shapely.ops import unary_union
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sif.chain import Chain, Region, Step, parse_chain, render_chain, validate_chain  # noqa: E402
-from sif.depth import SPECTRAL_R, DepthMap, clear_depth_cache, encode_spectral_r  # noqa: E402
-from sif.geometry import iou_matrix  # noqa: E402
-from sif.rewards import DEPTH_FLOOR, DEPTH_TOLERANCE, bbox_reward, depth_reward, format_reward  # noqa: E402
+from sif.chain import Chain, Region, Step, parse_chain, render_chain, validate_chain
+from sif.depth import SPECTRAL_R, DepthMap, clear_depth_cache, encode_spectral_r
+from sif.geometry import iou_matrix
+from sif.rewards import DEPTH_FLOOR, DEPTH_TOLERANCE, bbox_reward, depth_reward, format_reward
 
 WIDTH, HEIGHT, GROUP = 1280, 960, 8
 
@@ -76,8 +77,8 @@ def _nearest_palette_levels(rgb: np.ndarray, chunk: int = 1 << 16) -> np.ndarray
     pal_sq = (pal * pal).sum(1)
     out = np.empty(len(flat), dtype=np.int16)
     for start in range(0, len(flat), chunk):
-        c = flat[start:start + chunk]
-        out[start:start + chunk] = (pal_sq[None, :] - 2.0 * (c @ pal.T)).argmin(1)
+        c = flat[start : start + chunk]
+        out[start : start + chunk] = (pal_sq[None, :] - 2.0 * (c @ pal.T)).argmin(1)
     return out.reshape(rgb.shape[:2])
 
 
@@ -163,15 +164,19 @@ def main() -> None:
             np.testing.assert_allclose(r_ours, r_base, atol=1e-9)  # same scores, or the race is moot
             ours.append(t_ours)
             base.append(t_base)
-            print(f"run {i + 1}: ours {t_ours * 1e3:7.1f} ms  baseline {t_base * 1e3:8.1f} ms  "
-                  f"first decode {first_decode[-1] * 1e3:5.1f} ms")
+            print(
+                f"run {i + 1}: ours {t_ours * 1e3:7.1f} ms  baseline {t_base * 1e3:8.1f} ms  "
+                f"first decode {first_decode[-1] * 1e3:5.1f} ms"
+            )
     m_ours, m_base, m_dec = (statistics.median(v) for v in (ours, base, first_decode))
     print(f"\nGRPO group ({GROUP} completions, {WIDTH}x{HEIGHT} spectral_r map), medians of {args.repeats}:")
     print(f"  ours      {m_ours * 1e3:8.1f} ms")
     print(f"  baseline  {m_base * 1e3:8.1f} ms")
     print(f"  speedup   {m_base / m_ours:8.1f}x   (target >= 100x)")
-    print(f"first decode of a new {WIDTH}x{HEIGHT} map: {m_dec * 1e3:.1f} ms median "
-          f"(first in process {first_decode[0] * 1e3:.1f} ms; target <= 30 ms)")
+    print(
+        f"first decode of a new {WIDTH}x{HEIGHT} map: {m_dec * 1e3:.1f} ms median "
+        f"(first in process {first_decode[0] * 1e3:.1f} ms; target <= 30 ms)"
+    )
 
 
 if __name__ == "__main__":

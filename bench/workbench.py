@@ -7,6 +7,7 @@ open that decodes and draws without any cache, and a filter done by scanning eve
 The store is built once under $SIF_HOME/bench (48 synthetic 1024×768 scenes shared by all samples,
 every 10th chain broken, every 7th sample reviewed) and reused by later runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,15 +18,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from db.importers import assistant_text  # noqa: E402
-from db.store import DEPTH_MAP_KEY, Store  # noqa: E402
-from sif.depth import clear_depth_cache  # noqa: E402
-from sif.synthetic import make_dataset  # noqa: E402
-from workbench import render  # noqa: E402
-from sif.paths import sif_home  # noqa: E402
-from workbench.service import SORTS, Filters, Workbench  # noqa: E402
+from db.importers import assistant_text
+from db.store import DEPTH_MAP_KEY, Store
+from sif.depth import clear_depth_cache
+from sif.paths import sif_home
+from sif.synthetic import make_dataset
+from workbench import render
+from workbench.service import SORTS, Filters, Workbench
 
 SCENES = 48  # fewer than the depth cache holds, so building the store decodes each map once
 SIZES = ((1024, 768), (768, 1024))  # photo-sized pictures, as in SIF-50K, not the 320×240 demo
@@ -58,11 +59,18 @@ def build(folder: Path, n: int) -> Path:
                 for i in range(start, min(start + 1000, n)):
                     r = records[i % SCENES]
                     sid = store.add_sample(
-                        dataset=("synthetic", "flickr30k", "gqa")[i % 3], source_id=f"bench-{i}",
-                        image=str(data / r["image"]), depth=str(data / r["depth_image"]), depth_encoding="spectral_r",
-                        question=f"{r['problem']} (#{i})", answer=r["response"],
-                        gt_boxes=r["normalized_solution_round"]["bbox_3d"], width=r["width"], height=r["height"],
-                        meta={DEPTH_MAP_KEY: str(data / r["depth_map"])})
+                        dataset=("synthetic", "flickr30k", "gqa")[i % 3],
+                        source_id=f"bench-{i}",
+                        image=str(data / r["image"]),
+                        depth=str(data / r["depth_image"]),
+                        depth_encoding="spectral_r",
+                        question=f"{r['problem']} (#{i})",
+                        answer=r["response"],
+                        gt_boxes=r["normalized_solution_round"]["bbox_3d"],
+                        width=r["width"],
+                        height=r["height"],
+                        meta={DEPTH_MAP_KEY: str(data / r["depth_map"])},
+                    )
                     text = assistant_text(r)
                     if i % 10 == 3:
                         text = text.replace("</text>", "</text><text>stray</text>", 1)
@@ -93,11 +101,14 @@ def python_scan_filter(store: Store, f: Filters):
     kw = f.store_kwargs()
     rows = store.query(limit=-1)
     words = (kw["text"] or "").lower().split()
-    keep = [r for r in rows
-            if (kw["status"] is None or r.status == kw["status"])
-            and (kw["valid"] is None or r.valid == kw["valid"])
-            and (kw["origin"] is None or r.origin == kw["origin"])
-            and (not words or all(w in (r.question + " " + r.answer).lower() for w in words))]
+    keep = [
+        r
+        for r in rows
+        if (kw["status"] is None or r.status == kw["status"])
+        and (kw["valid"] is None or r.valid == kw["valid"])
+        and (kw["origin"] is None or r.origin == kw["origin"])
+        and (not words or all(w in (r.question + " " + r.answer).lower() for w in words))
+    ]
     key, descending = SORTS[f.sort]
     attr = {"id": "id", "final_hiou": "final_hiou", "depth_ok": "depth_ok", "n_steps": "n_steps"}.get(key, "id")
     keep.sort(key=lambda r: (getattr(r, attr) is None, getattr(r, attr) or 0), reverse=descending)
@@ -132,12 +143,18 @@ def main() -> None:
         return statistics.median(xs)
 
     print(f"workbench on {args.n} samples ({args.repeats} repeats, medians)")
-    print(f"  open, pictures cached    {med(warm):7.1f} ms   target ≤ {OPEN_TARGET_MS} ms  "
-          f"{'OK' if med(warm) <= OPEN_TARGET_MS else 'MISSED'}")
-    print(f"  open, nothing cached     {med(cold):7.1f} ms   (baseline: decode + draw every time)  "
-          f"{'OK' if med(cold) <= OPEN_TARGET_MS else 'MISSED'}")
-    print(f"  filter + count + page    {med(ours):7.1f} ms   target ≤ {FILTER_TARGET_MS} ms  "
-          f"{'OK' if med(ours) <= FILTER_TARGET_MS else 'MISSED'}")
+    print(
+        f"  open, pictures cached    {med(warm):7.1f} ms   target ≤ {OPEN_TARGET_MS} ms  "
+        f"{'OK' if med(warm) <= OPEN_TARGET_MS else 'MISSED'}"
+    )
+    print(
+        f"  open, nothing cached     {med(cold):7.1f} ms   (baseline: decode + draw every time)  "
+        f"{'OK' if med(cold) <= OPEN_TARGET_MS else 'MISSED'}"
+    )
+    print(
+        f"  filter + count + page    {med(ours):7.1f} ms   target ≤ {FILTER_TARGET_MS} ms  "
+        f"{'OK' if med(ours) <= FILTER_TARGET_MS else 'MISSED'}"
+    )
     print(f"  filter by Python scan    {med(scan):7.1f} ms   (baseline)")
     print(f"  ratio open: baseline / cached = {med(cold) / med(warm):.1f}x")
     print(f"  ratio filter: Python scan / indexed query = {med(scan) / med(ours):.1f}x")

@@ -1,4 +1,5 @@
 """`sif`: the SIF Workbench command line. Each command parses options and calls one function."""
+
 from __future__ import annotations
 
 import typer
@@ -12,13 +13,15 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on `app` (or a sub-app added to it).
-from cli import core_cmds  # noqa: E402,F401
-from cli import eval_cmds  # noqa: E402,F401
-from cli import generate_cmds  # noqa: E402,F401
-from cli import infer_cmds  # noqa: E402,F401
-from cli import store_cmds  # noqa: E402,F401
-from cli import workbench_cmds  # noqa: E402,F401
-from cli import train_cmds  # noqa: E402,F401
+from cli import (  # noqa: E402
+    core_cmds,  # noqa: F401
+    eval_cmds,  # noqa: F401
+    generate_cmds,  # noqa: F401
+    infer_cmds,  # noqa: F401
+    store_cmds,  # noqa: F401
+    train_cmds,  # noqa: F401
+    workbench_cmds,  # noqa: F401
+)
 
 if __name__ == "__main__":
     app()

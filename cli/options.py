@@ -1,4 +1,5 @@
 """Options shared by several commands."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +12,11 @@ DEFAULT_DB = Path("sif.db")
 DbOption = Annotated[
     Path,
     typer.Option("--db", envvar="SIF_DB", help="SQLite store (default: $SIF_DB, else ./sif.db).", show_default=False),
+]
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a setting: key=value (dotted keys for nested ones; repeatable)."),
 ]
 
 

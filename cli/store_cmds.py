@@ -1,39 +1,59 @@
 """Commands that move data in and out of the SQLite store: `sif import …`, `sif export …`, `sif stats`."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from cli.main import app
 from cli.options import DEFAULT_DB, DbOption, fail
 
-import_app = typer.Typer(help="Import datasets into the store (idempotent; bad records are reported, not fatal).",
-                         no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import datasets into the store (idempotent; bad records are reported, not fatal).", no_args_is_help=True
+)
 export_app = typer.Typer(help="Export training data from the store.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 
 FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The annotation file (JSON list or JSONL).")]
-DataRootOption = Annotated[Optional[Path], typer.Option(
-    "--data-root", help="Data root recorded when the store is created (default: the image folder); paths must lie under it.")]
-MissingOption = Annotated[bool, typer.Option("--allow-missing", help="Import records whose image files are missing, marked as missing.")]
+DataRootOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-root",
+        help="Data root recorded when the store is created (default: the image folder); paths must lie under it.",
+    ),
+]
+MissingOption = Annotated[
+    bool, typer.Option("--allow-missing", help="Import records whose image files are missing, marked as missing.")
+]
 ShowOption = Annotated[int, typer.Option("--show-errors", min=0, help="Print at most this many record errors.")]
-StatusOption = Annotated[Optional[list[str]], typer.Option(
-    "--status", help="Review status to export (repeatable; default: every status but rejected).")]
+StatusOption = Annotated[
+    list[str] | None,
+    typer.Option("--status", help="Review status to export (repeatable; default: every status but rejected)."),
+]
 SplitOption = Annotated[str, typer.Option("--split", help="Split to export ('all' for every split).")]
 
 
-def _import(kind: str, db: Path, file: Path, source_dir: Path, data_root, allow_missing: bool, show: int,
-            unpad_boxes: bool = False) -> None:
+def _import(
+    kind: str,
+    db: Path,
+    file: Path,
+    source_dir: Path,
+    data_root,
+    allow_missing: bool,
+    show: int,
+    unpad_boxes: bool = False,
+) -> None:
     from db.importers import import_dataset
     from db.store import StoreError
 
     try:
-        store, report = import_dataset(db, kind, file, source_dir, data_root=data_root, allow_missing=allow_missing,
-                                       unpad_boxes=unpad_boxes)
+        store, report = import_dataset(
+            db, kind, file, source_dir, data_root=data_root, allow_missing=allow_missing, unpad_boxes=unpad_boxes
+        )
     except (StoreError, ValueError) as exc:
         fail(str(exc))
     for line in report.errors[:show]:
@@ -47,11 +67,19 @@ def _import(kind: str, db: Path, file: Path, source_dir: Path, data_root, allow_
 @import_app.command("sif50k")
 def import_sif50k(
     file: FileArg,
-    root: Annotated[Path, typer.Option("--root", exists=True, file_okay=False, help="Folder the record paths are relative to.")],
+    root: Annotated[
+        Path, typer.Option("--root", exists=True, file_okay=False, help="Folder the record paths are relative to.")
+    ],
     db: DbOption = DEFAULT_DB,
     data_root: DataRootOption = None,
     allow_missing: MissingOption = False,
-    unpad_boxes: Annotated[bool, typer.Option("--unpad-boxes", help="Correct ground-truth boxes normalized to the square-padded image (recorded per sample).")] = False,
+    unpad_boxes: Annotated[
+        bool,
+        typer.Option(
+            "--unpad-boxes",
+            help="Correct ground-truth boxes normalized to the square-padded image (recorded per sample).",
+        ),
+    ] = False,
     show: ShowOption = 20,
 ):
     """Import SIF-50K JSON (released, `sif synth` output, or `sif export sft`); chains become `imported` revisions."""
@@ -60,9 +88,12 @@ def import_sif50k(
 
 def _images_importer(kind: str, doc: str):
     """`sif import KIND FILE --images DIR`: a dataset whose records name images in one folder."""
+
     def command(
         file: FileArg,
-        images: Annotated[Path, typer.Option("--images", exists=True, file_okay=False, help="Folder holding the images.")],
+        images: Annotated[
+            Path, typer.Option("--images", exists=True, file_okay=False, help="Folder holding the images.")
+        ],
         db: DbOption = DEFAULT_DB,
         data_root: DataRootOption = None,
         allow_missing: MissingOption = False,
@@ -74,7 +105,10 @@ def _images_importer(kind: str, doc: str):
     import_app.command(kind)(command)
 
 
-_images_importer("viscot", "Import Visual-CoT raw JSONL (pixel boxes) or LLaVA-style JSON (square-padded boxes, undone); no chains yet.")
+_images_importer(
+    "viscot",
+    "Import Visual-CoT raw JSONL (pixel boxes) or LLaVA-style JSON (square-padded boxes, undone); no chains yet.",
+)
 _images_importer("tallyqa", "Import TallyQA counting questions with the counted objects' pixel boxes.")
 
 
@@ -91,10 +125,17 @@ def _open(db: Path):
 
 @export_app.command("sft")
 def export_sft(
-    out: Annotated[Path, typer.Option("--out", file_okay=False, help="Folder to write the data set and manifest.json into.")],
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="Folder to write the data set and manifest.json into.")
+    ],
     db: DbOption = DEFAULT_DB,
     status: StatusOption = None,
-    fmt: Annotated[str, typer.Option("--format", help="llamafactory (sharegpt JSON + dataset_info.json) or trl (prompt/completion JSONL).")] = "llamafactory",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", help="llamafactory (sharegpt JSON + dataset_info.json) or trl (prompt/completion JSONL)."
+        ),
+    ] = "llamafactory",
     split: SplitOption = "train",
 ):
     """Export valid current chains for supervised fine-tuning."""
@@ -111,7 +152,9 @@ def export_sft(
 
 @export_app.command("rl")
 def export_rl(
-    out: Annotated[Path, typer.Option("--out", dir_okay=False, help="JSONL file to write (a .manifest.json goes beside it).")],
+    out: Annotated[
+        Path, typer.Option("--out", dir_okay=False, help="JSONL file to write (a .manifest.json goes beside it).")
+    ],
     n: Annotated[int, typer.Option("--n", min=1, help="Number of samples.")] = 200,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 42,
     db: DbOption = DEFAULT_DB,
@@ -145,8 +188,10 @@ def stats(
     from rich.table import Table
 
     console = Console()
-    console.print(f"{result['db']} (data root {result['data_root']}): {result['samples']} samples, "
-                  f"{result['missing_images']} with missing images")
+    console.print(
+        f"{result['db']} (data root {result['data_root']}): {result['samples']} samples, "
+        f"{result['missing_images']} with missing images"
+    )
     for key, value in result.items():
         if isinstance(value, dict):
             table = Table(title=key.replace("_", " "), title_justify="left")

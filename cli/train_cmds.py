@@ -1,4 +1,5 @@
 """Training commands: `sif model tiny`, `sif train sft|grpo|demo-run`, `sif merge`."""
+
 from __future__ import annotations
 
 import logging
@@ -8,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.main import app
-from cli.options import fail
+from cli.options import SetOption, fail
 
 train_app = typer.Typer(help="Train with TRL: SFT, GRPO-SIF, and the embedded CPU demo run.", no_args_is_help=True)
 model_app = typer.Typer(help="Build models locally.", no_args_is_help=True)
@@ -16,7 +17,6 @@ app.add_typer(train_app, name="train")
 app.add_typer(model_app, name="model")
 
 ConfigArg = Annotated[Path | None, typer.Option("--config", exists=True, dir_okay=False, help="YAML settings file.")]
-SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a setting: key=value (dotted keys for nested ones; repeatable).")]
 
 
 def _logging() -> None:
@@ -24,7 +24,7 @@ def _logging() -> None:
 
 
 def _settings(cls, config: Path | None, overrides: list[str] | None):
-    from training.config import load_settings
+    from common.settings import load_settings
 
     try:
         return load_settings(cls, config, overrides)
@@ -74,11 +74,14 @@ def train_grpo(config: ConfigArg = None, set_: SetOption = None):
 
 @train_app.command("demo-run")
 def train_demo_run(
-    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default: $SIF_HOME/tiny-demo, SIF_HOME defaults to ~/.cache/sif).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Run folder (default: $SIF_HOME/tiny-demo, SIF_HOME defaults to ~/.cache/sif)."),
+    ] = None,
     samples: Annotated[int | None, typer.Option("--samples", min=20, help="Synthetic samples to make.")] = None,
 ):
     """Tiny model → synthetic data → SFT → GRPO-SIF → before/after evaluation and a report, on CPU."""
-    from training.demo_run import DemoSettings, demo_run
+    from pipelines.demo_run import DemoSettings, demo_run
 
     settings = DemoSettings() if samples is None else DemoSettings(samples=samples)
     report = demo_run(out, settings)
@@ -88,7 +91,9 @@ def train_demo_run(
 @app.command()
 def merge(
     base: Annotated[Path, typer.Option("--base", help="Base model folder (or hub id available offline).")],
-    adapter: Annotated[Path, typer.Option("--adapter", exists=True, file_okay=False, help="LoRA adapter folder from sif train.")],
+    adapter: Annotated[
+        Path, typer.Option("--adapter", exists=True, file_okay=False, help="LoRA adapter folder from sif train.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Folder for the merged model.")],
 ):
     """Merge a LoRA adapter into its base model and save a standalone model with its processor."""

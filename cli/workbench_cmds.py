@@ -1,4 +1,5 @@
 """`sif workbench`: the curation app."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,10 +14,17 @@ from cli.options import DEFAULT_DB, DbOption, fail
 @app.command()
 def workbench(
     db: DbOption = DEFAULT_DB,
-    demo: Annotated[bool, typer.Option("--demo", help="Open the embedded demo store ($SIF_HOME/demo), building it on first use.")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Open the embedded demo store ($SIF_HOME/demo), building it on first use.")
+    ] = False,
     host: Annotated[str, typer.Option(help="Interface to bind; the default serves this machine only.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 7860,
-    auth: Annotated[list[str] | None, typer.Option("--auth", help="Curator USER:PASS; repeat for several. Reviews and edits are signed with the user.")] = None,
+    auth: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--auth", help="Curator USER:PASS; repeat for several. Reviews and edits are signed with the user."
+        ),
+    ] = None,
 ):
     """Browse, look at, edit and review chains in the browser (Gradio)."""
     from workbench.app import launch
@@ -31,5 +39,8 @@ def workbench(
         db = ensure_demo(echo=typer.echo)
     elif not Path(db).is_file():
         fail(f"no store at {db}; import data first (sif import-sif50k …) or try `sif workbench --demo`")
-    typer.echo(f"SIF Workbench on http://{host}:{port} — store {db}" + (f", {len(credentials)} curator(s)" if credentials else ""))
+    typer.echo(
+        f"SIF Workbench on http://{host}:{port} — store {db}"
+        + (f", {len(credentials)} curator(s)" if credentials else "")
+    )
     launch(db, host=host, port=port, auth=credentials)

@@ -6,6 +6,7 @@ Depth Anything built offline in memory (seeded, so every process gets the same w
 exercises the whole path in tests and offline demos, though its maps are noise. Importing this
 module is cheap; torch and transformers load on the first estimate.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from datagen.depth_source import DEFAULT_DEPTH_MODEL
+from common.settings import DEFAULT_DEPTH_MODEL
 from sif.depth import encode_spectral_r, from_disparity, save_gray16
 
 TINY = "tiny"
@@ -42,12 +43,22 @@ def build_tiny_depth_model():
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
 
     backbone = Dinov2Config(
-        image_size=TINY_SIZE, patch_size=14, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-        intermediate_size=64, out_features=["stage1", "stage2", "stage3", "stage4"], reshape_hidden_states=False,
+        image_size=TINY_SIZE,
+        patch_size=14,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+        reshape_hidden_states=False,
     )
     config = DepthAnythingConfig(
-        backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[8, 16, 32, 32],
-        fusion_hidden_size=16, head_hidden_size=8, patch_size=14,
+        backbone_config=backbone,
+        reassemble_hidden_size=32,
+        neck_hidden_sizes=[8, 16, 32, 32],
+        fusion_hidden_size=16,
+        head_hidden_size=8,
+        patch_size=14,
     )
     state = torch.random.get_rng_state()
     torch.manual_seed(0)
@@ -57,8 +68,12 @@ def build_tiny_depth_model():
         torch.random.set_rng_state(state)
     # Same preprocessing as Depth-Anything-V2-Small-hf, at the tiny input size.
     processor = DPTImageProcessor(
-        size={"height": TINY_SIZE, "width": TINY_SIZE}, keep_aspect_ratio=True, ensure_multiple_of=14,
-        resample=Image.BICUBIC, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+        size={"height": TINY_SIZE, "width": TINY_SIZE},
+        keep_aspect_ratio=True,
+        ensure_multiple_of=14,
+        resample=Image.BICUBIC,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
     )
     return model, processor
 
@@ -77,7 +92,8 @@ def load_depth_model(name: str = DEFAULT_DEPTH_MODEL) -> LoadedDepthModel:
         except OSError as exc:
             raise ValueError(
                 f"depth model {name!r} could not be loaded ({exc}); pass a local directory, a Hugging Face id "
-                "that is cached or reachable, or `tiny`") from None
+                "that is cached or reachable, or `tiny`"
+            ) from None
     device = _device()
     return LoadedDepthModel(model.to(device).eval(), processor, device)
 
@@ -113,7 +129,9 @@ class DepthBatchResult:
     failed: list[tuple[Path, str]]
 
 
-def estimate_depth_files(images, out_dir, model: str = DEFAULT_DEPTH_MODEL, *, progress: bool = True) -> DepthBatchResult:
+def estimate_depth_files(
+    images, out_dir, model: str = DEFAULT_DEPTH_MODEL, *, progress: bool = True
+) -> DepthBatchResult:
     """Estimate and write depth for each image file, carrying on past unreadable ones."""
     from rich.progress import track
 

@@ -5,6 +5,7 @@ Estimated maps are written once as lossless `gray16_depth` PNGs under the data r
 workbench and the rewards read the same map. The estimator (datagen/depth_model.py) is loaded
 on first need only: samples that bring their own depth never pay for it.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,9 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from common.settings import DEFAULT_DEPTH_MODEL
 from sif.depth import DepthMap, save_gray16
-
-DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 
 
 class DepthModelError(RuntimeError):
@@ -50,7 +50,9 @@ class DepthEstimator:
                 self._estimate = lambda img: estimate_depth(img, model=self.model)
             depth = np.asarray(self._estimate(image), dtype=np.float32)
         if depth.shape != (image.height, image.width):
-            raise ValueError(f"depth model {self.model!r} returned shape {depth.shape} for a {image.width}×{image.height} image")
+            raise ValueError(
+                f"depth model {self.model!r} returned shape {depth.shape} for a {image.width}×{image.height} image"
+            )
         return depth
 
 

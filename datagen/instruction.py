@@ -5,6 +5,7 @@ The instruction therefore hands it the exact `<area>` lines to copy, says what e
 (a distractor must be looked at and then rejected), and shows one image per step with that
 step's boxes drawn.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from datagen.chat_api import image_data_url, user_message
+from common.openai_client import image_data_url, user_message
 from sif.chain import render_area
 from sif.draw import draw_steps
 from sif.plan import FocusPlan
@@ -88,7 +89,11 @@ def teacher_instruction(question: str, answer: str, plan: FocusPlan) -> str:
 
 
 def encode_step_images(
-    image: Image.Image | str | Path, plan: FocusPlan, *, max_side: int | None = 768, quality: int | None = None,
+    image: Image.Image | str | Path,
+    plan: FocusPlan,
+    *,
+    max_side: int | None = 768,
+    quality: int | None = None,
 ) -> list[str]:
     """The step images as JPEG data URLs (at `quality`, Pillow's 75 by default). From a path, a
     big JPEG is decoded at a reduced scale."""
@@ -98,8 +103,13 @@ def encode_step_images(
 
 
 def teacher_messages(
-    image: Image.Image | str | Path, question: str, answer: str, plan: FocusPlan, *,
-    max_side: int | None = 768, quality: int | None = None,
+    image: Image.Image | str | Path,
+    question: str,
+    answer: str,
+    plan: FocusPlan,
+    *,
+    max_side: int | None = 768,
+    quality: int | None = None,
 ) -> list[dict]:
     """The chat messages for one sample: the step images of the picture (or its path), then the instruction."""
     urls = encode_step_images(image, plan, max_side=max_side, quality=quality)

@@ -1,4 +1,5 @@
 """A progress bar with count, rate and ETA for long batch jobs (rich, on stderr)."""
+
 from __future__ import annotations
 
 from rich.console import Console
@@ -20,7 +21,14 @@ class RateColumn(ProgressColumn):
 
 def progress_bar(*, enabled: bool = True, unit: str = "samples") -> Progress:
     return Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        RateColumn(unit), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
-        console=Console(stderr=True), disable=not enabled, transient=False,
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(unit),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=Console(stderr=True),
+        disable=not enabled,
+        transient=False,
     )

@@ -7,6 +7,7 @@ truth, since the teacher was told it). Anything else — unclosed or stray tags,
 another number of regions, a box beyond the tolerance, an empty text — leaves the reply
 invalid, and it is stored verbatim with these problems.
 """
+
 from __future__ import annotations
 
 import re
@@ -47,7 +48,7 @@ def extract_chain_text(reply: str) -> str:
     start = text.find("<think>")
     end = text.rfind("</answer>")
     if start >= 0 and end > start:
-        return text[start: end + len("</answer>")]
+        return text[start : end + len("</answer>")]
     return text.strip()
 
 
@@ -66,9 +67,7 @@ def _match_regions(got: tuple[Region, ...], planned: list[Region]) -> tuple[list
     return order, drifts
 
 
-def check_reply(
-    reply: str, plan: FocusPlan, answer: str, *, tolerance: float = DEFAULT_BOX_TOLERANCE
-) -> ReplyCheck:
+def check_reply(reply: str, plan: FocusPlan, answer: str, *, tolerance: float = DEFAULT_BOX_TOLERANCE) -> ReplyCheck:
     """Check `reply` against `plan` and the ground-truth `answer`; repair what is safe."""
     candidate = extract_chain_text(reply)
     repairs: list[str] = []

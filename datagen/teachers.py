@@ -3,11 +3,12 @@
 Both take a prepared sample (plan, question, answer and, for the VLM, the messages with the
 step images) and return the raw reply text; checking and storing are the pipeline's job.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from datagen.chat_api import ChatClient
+from common.openai_client import ChatClient
 from datagen.templates import template_reply
 from sif.plan import FocusPlan
 

@@ -3,6 +3,7 @@
 For the embedded demo, the tests and users without an API. Its chains are plain but valid and
 follow the plan exactly; they are marked as template text wherever they are stored.
 """
+
 from __future__ import annotations
 
 from sif.chain import Chain, Region, Step, render_chain
@@ -36,8 +37,11 @@ def template_text(kind: str, regions: list[Region], question: str, answer: str) 
     if kind == "expansion":
         return f"Narrowing down, the target lies {where}."
     if kind == "gt":
-        what = "This region settles the question; it lies" if len(regions) == 1 else \
-            f"These {len(regions)} regions settle the question; they lie"
+        what = (
+            "This region settles the question; it lies"
+            if len(regions) == 1
+            else f"These {len(regions)} regions settle the question; they lie"
+        )
         return f"{what} {where}. The answer is {answer.strip()}."
     raise ValueError(f"unknown step kind {kind!r}")
 

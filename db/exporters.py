@@ -4,6 +4,7 @@ subset, each with a manifest saying what went in, what was skipped and why.
 Only valid current chains are exported for SFT; image paths are written absolute, so the files
 work from any folder (and `sif import sif50k` reads the LLaMA-Factory file back unchanged).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,9 +44,11 @@ def _select(store: Store, statuses, split: str | None):
     if split:
         where.append("i.split = ?")
         params.append(split)
-    sql = ("SELECT s.*, c.text AS chain_text, c.valid AS chain_valid FROM sample_index i"
-           " JOIN samples s ON s.id = i.sample_id LEFT JOIN chain_revisions c ON c.id = i.revision_id"
-           f" WHERE {' AND '.join(where)} ORDER BY s.id")
+    sql = (
+        "SELECT s.*, c.text AS chain_text, c.valid AS chain_valid FROM sample_index i"
+        " JOIN samples s ON s.id = i.sample_id LEFT JOIN chain_revisions c ON c.id = i.revision_id"
+        f" WHERE {' AND '.join(where)} ORDER BY s.id"
+    )
     for row in store.conn.execute(sql, params):
         yield sample_from_row(row), row["chain_text"], bool(row["chain_valid"])
 
@@ -63,25 +66,44 @@ def _files_reason(store: Store, sample: Sample) -> str | None:
 def _sft_record(store: Store, sample: Sample, text: str, fmt: str) -> dict:
     image, depth = str(store.resolve(sample.image)), str(store.resolve(sample.depth))
     if fmt == "trl":
-        return {"sample_id": sample.id, "prompt": [sif_user_message(sample.question)],
-                "completion": [{"role": "assistant", "content": text}], "images": [image, depth]}
+        return {
+            "sample_id": sample.id,
+            "prompt": [sif_user_message(sample.question)],
+            "completion": [{"role": "assistant", "content": text}],
+            "images": [image, depth],
+        }
     record = {
-        "id": sample.source_id, "sample_id": sample.id, "dataset": sample.dataset,
-        "image": image, "depth_image": depth, "depth_encoding": sample.depth_encoding,
+        "id": sample.source_id,
+        "sample_id": sample.id,
+        "dataset": sample.dataset,
+        "image": image,
+        "depth_image": depth,
+        "depth_encoding": sample.depth_encoding,
         "problem": sample.question,
         "normalized_solution_round": {"bbox_3d": sample.gt_boxes, "illegal_content": False},
         "response": sample.answer,
-        "messages": [{"role": "user", "content": sif_user_prompt(sample.question)},
-                     {"role": "assistant", "content": text}],
-        "images": [image, depth], "split": sample.split, "width": sample.width, "height": sample.height,
+        "messages": [
+            {"role": "user", "content": sif_user_prompt(sample.question)},
+            {"role": "assistant", "content": text},
+        ],
+        "images": [image, depth],
+        "split": sample.split,
+        "width": sample.width,
+        "height": sample.height,
     }
     if sample.meta.get(DEPTH_MAP_KEY):
         record["depth_map"] = str(store.resolve(sample.meta[DEPTH_MAP_KEY]))
     return record
 
 
-def export_sft(store: Store, out: Path, *, statuses: list[str] | None = None, fmt: str = "llamafactory",
-               split: str | None = "train") -> ExportReport:
+def export_sft(
+    store: Store,
+    out: Path,
+    *,
+    statuses: list[str] | None = None,
+    fmt: str = "llamafactory",
+    split: str | None = "train",
+) -> ExportReport:
     """Write the SFT set of valid current chains in `fmt`, plus `manifest.json`, into `out`."""
     if fmt not in SFT_FORMATS:
         raise ValueError(f"--format: {fmt!r} is not one of {', '.join(SFT_FORMATS)}")
@@ -103,10 +125,19 @@ def export_sft(store: Store, out: Path, *, statuses: list[str] | None = None, fm
     else:
         data = out / f"{SFT_NAME}.json"
         data.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
-        info = {SFT_NAME: {"file_name": data.name, "formatting": "sharegpt",
-                           "columns": {"messages": "messages", "images": "images"},
-                           "tags": {"role_tag": "role", "content_tag": "content",
-                                    "user_tag": "user", "assistant_tag": "assistant"}}}
+        info = {
+            SFT_NAME: {
+                "file_name": data.name,
+                "formatting": "sharegpt",
+                "columns": {"messages": "messages", "images": "images"},
+                "tags": {
+                    "role_tag": "role",
+                    "content_tag": "content",
+                    "user_tag": "user",
+                    "assistant_tag": "assistant",
+                },
+            }
+        }
         (out / "dataset_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
         files.append(out / "dataset_info.json")
     files.insert(0, data)
@@ -117,13 +148,21 @@ def export_sft(store: Store, out: Path, *, statuses: list[str] | None = None, fm
     return report
 
 
-def _write_manifest(store: Store, path: Path, kind: str, data: Path, report: ExportReport, filters: dict,
-                    **extra) -> None:
+def _write_manifest(
+    store: Store, path: Path, kind: str, data: Path, report: ExportReport, filters: dict, **extra
+) -> None:
     manifest = {
-        "kind": kind, "file": str(data), "created_at": now(), "db": str(store.path),
-        "data_root": str(store.data_root), "filters": filters, "exported": report.exported,
-        "per_dataset": report.per_dataset, "skipped": report.skipped,
-        "content_hash": "sha256:" + hashlib.sha256(data.read_bytes()).hexdigest(), **extra,
+        "kind": kind,
+        "file": str(data),
+        "created_at": now(),
+        "db": str(store.path),
+        "data_root": str(store.data_root),
+        "filters": filters,
+        "exported": report.exported,
+        "per_dataset": report.per_dataset,
+        "skipped": report.skipped,
+        "content_hash": "sha256:" + hashlib.sha256(data.read_bytes()).hexdigest(),
+        **extra,
     }
     path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
@@ -154,8 +193,15 @@ def stratified_quotas(sizes: dict[str, int], n: int) -> dict[str, int]:
     return quotas
 
 
-def export_rl(store: Store, out: Path, *, n: int = 200, seed: int = 42, statuses: list[str] | None = None,
-              split: str | None = "train") -> ExportReport:
+def export_rl(
+    store: Store,
+    out: Path,
+    *,
+    n: int = 200,
+    seed: int = 42,
+    statuses: list[str] | None = None,
+    split: str | None = "train",
+) -> ExportReport:
     """Write the RL subset (ground truth, not chains), stratified by source dataset, as JSONL."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -171,9 +217,22 @@ def export_rl(store: Store, out: Path, *, n: int = 200, seed: int = 42, statuses
     rng = random.Random(seed)
     chosen = [s for k in sorted(pool) for s in rng.sample(pool[k], quotas[k])]
     rng.shuffle(chosen)
-    lines = [json.dumps({"sample_id": s.id, "question": s.question, "answer": s.answer, "gt_boxes": s.gt_boxes,
-                         "image": str(store.resolve(s.image)), "depth_image": str(store.resolve(s.depth)),
-                         "depth_encoding": s.depth_encoding}, ensure_ascii=False) + "\n" for s in chosen]
+    lines = [
+        json.dumps(
+            {
+                "sample_id": s.id,
+                "question": s.question,
+                "answer": s.answer,
+                "gt_boxes": s.gt_boxes,
+                "image": str(store.resolve(s.image)),
+                "depth_image": str(store.resolve(s.depth)),
+                "depth_encoding": s.depth_encoding,
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+        for s in chosen
+    ]
     out.write_text("".join(lines), encoding="utf-8")
     per_dataset = dict(sorted(Counter(s.dataset for s in chosen).items()))
     report = ExportReport([out], len(chosen), per_dataset, dict(skipped))

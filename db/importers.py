@@ -5,6 +5,7 @@ Every importer is idempotent (samples are keyed by a content hash; a chain alrea
 not added again), reports bad records by index and field without stopping, and keeps the good
 ones. Records are converted to `Incoming` first, then written in batches of one transaction.
 """
+
 from __future__ import annotations
 
 import gc
@@ -23,8 +24,8 @@ from types import SimpleNamespace
 
 from PIL import Image
 
-from sif.geometry import to_normalized
 from db.store import DEPTH_MAP_KEY, ChainAnalysis, Store, StoreError, analyse_chain, check_boxes
+from sif.geometry import to_normalized
 
 BATCH = 500
 POOL_MIN = 2000  # chains; below this, worker start-up costs more than it saves
@@ -58,14 +59,25 @@ class ImportReport:
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{self.records} records: {self.added} samples added, {self.existing} already present, "
-                f"{self.chains_added} chains added, {self.missing_images} with missing images, "
-                f"{len(self.errors)} errors")
+        return (
+            f"{self.records} records: {self.added} samples added, {self.existing} already present, "
+            f"{self.chains_added} chains added, {self.missing_images} with missing images, "
+            f"{len(self.errors)} errors"
+        )
 
 
-def import_records(store: Store, records: Iterable, convert: Callable[[dict], Incoming], *,
-                   allow_missing: bool = False, total: int | None = None, progress: bool = True,
-                   author: str = "import", description: str = "importing", workers: int | None = None) -> ImportReport:
+def import_records(
+    store: Store,
+    records: Iterable,
+    convert: Callable[[dict], Incoming],
+    *,
+    allow_missing: bool = False,
+    total: int | None = None,
+    progress: bool = True,
+    author: str = "import",
+    description: str = "importing",
+    workers: int | None = None,
+) -> ImportReport:
     """Convert and store every record; a bad record is reported (index and field) and skipped.
 
     Chains are parsed, validated and scored (`analyse_chain`) in `workers` processes (default:
@@ -114,8 +126,12 @@ def _analyser(store: Store, items: list[Incoming], workers: int | None):
     if workers <= 1 or n_chains < POOL_MIN or not forkable:
         yield (None for _ in items)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-                             initializer=_start_worker, initargs=(store, items)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_start_worker,
+        initargs=(store, items),
+    ) as pool:
         yield pool.map(_analyse_item, range(len(items)), chunksize=64)
 
 
@@ -179,8 +195,9 @@ def _size(paths: Iterable[Path]) -> tuple[int, int]:
 def _write(store: Store, pending: list, author: str, report: ImportReport) -> None:
     if not pending:
         return
-    results = store.import_samples([(item.sample, item.chain, analysis) for (_, item), analysis in pending],
-                                   author=author)
+    results = store.import_samples(
+        [(item.sample, item.chain, analysis) for (_, item), analysis in pending], author=author
+    )
     for ((index, _item), _analysis), result in zip(pending, results):
         if isinstance(result, StoreError):
             report.errors.append(f"record {index}: {result}")
@@ -239,8 +256,12 @@ def unpad_square(box, width: int, height: int) -> list[float]:
     else:
         pad = (height - width) // 2
         x1, x2 = x1 - pad, x2 - pad
-    return [min(max(x1 / width, 0.0), 1.0), min(max(y1 / height, 0.0), 1.0),
-            min(max(x2 / width, 0.0), 1.0), min(max(y2 / height, 0.0), 1.0)]
+    return [
+        min(max(x1 / width, 0.0), 1.0),
+        min(max(y1 / height, 0.0), 1.0),
+        min(max(x2 / width, 0.0), 1.0),
+        min(max(y2 / height, 0.0), 1.0),
+    ]
 
 
 def _positive_int(record: dict, key: str) -> int | None:
@@ -311,11 +332,16 @@ def sif50k_converter(root: Path, *, unpad_boxes: bool = False) -> Callable[[dict
         sample = dict(
             dataset=require(record, "dataset"),
             source_id=str(record.get("id") or source_key(str(record["image"]), question)),
-            image=str(image), question=question, answer=answer.strip(), gt_boxes=boxes,
-            width=width, height=height,
+            image=str(image),
+            question=question,
+            answer=answer.strip(),
+            gt_boxes=boxes,
+            width=width,
+            height=height,
             depth=str(depth) if depth else None,
             depth_encoding=(record.get("depth_encoding") or "spectral_r") if depth else None,
-            split=str(record.get("split") or "train"), meta=meta,
+            split=str(record.get("split") or "train"),
+            meta=meta,
         )
         return Incoming(sample, assistant_text(record), size_from)
 
@@ -329,8 +355,10 @@ def _four_numbers(boxes) -> list[list[float]]:
 # ---------------------------------------------------------------- Visual-CoT
 
 _BOX_TEXT = re.compile(r"\[\s*([-\d.eE+]+)\s*,\s*([-\d.eE+]+)\s*,\s*([-\d.eE+]+)\s*,\s*([-\d.eE+]+)\s*\]")
-_COT_PROMPT = re.compile(r"\s*Please (?:think step by step and )?provide the bounding box coordinate of the region "
-                         r"that can help you answer the question better\.\s*$")
+_COT_PROMPT = re.compile(
+    r"\s*Please (?:think step by step and )?provide the bounding box coordinate of the region "
+    r"that can help you answer the question better\.\s*$"
+)
 
 
 def viscot_converter(images: Path) -> Callable[[dict], Incoming]:
@@ -350,10 +378,18 @@ def viscot_converter(images: Path) -> Callable[[dict], Incoming]:
         boxes = require(record, "bboxs", list)
         if not boxes:
             raise RecordError("bboxs", "has no boxes")
-        sample = dict(dataset=require(record, "dataset"), source_id=source_key(name, question),
-                      image=str(images / name), question=question, answer=answer,
-                      gt_boxes=pixel_to_normalized(boxes, width, height, "bboxs"), width=width, height=height,
-                      split=str(record.get("split") or "train"), meta={"source": "viscot"})
+        sample = dict(
+            dataset=require(record, "dataset"),
+            source_id=source_key(name, question),
+            image=str(images / name),
+            question=question,
+            answer=answer,
+            gt_boxes=pixel_to_normalized(boxes, width, height, "bboxs"),
+            width=width,
+            height=height,
+            split=str(record.get("split") or "train"),
+            meta={"source": "viscot"},
+        )
         return Incoming(sample)
 
     return convert
@@ -381,10 +417,18 @@ def _viscot_llava(record: dict, images: Path) -> Incoming:
     image = images / name
     width, height = _known_size(record, (image,))
     box = unpad_square([float(v) for v in match.groups()], width, height)
-    sample = dict(dataset=require(record, "dataset"), source_id=source_key(name, question), image=str(image),
-                  question=question, answer=answer, gt_boxes=[box], width=width, height=height,
-                  split=str(record.get("split") or "train"),
-                  meta={"source": "viscot-llava", "box_correction": "unpad_square"})
+    sample = dict(
+        dataset=require(record, "dataset"),
+        source_id=source_key(name, question),
+        image=str(image),
+        question=question,
+        answer=answer,
+        gt_boxes=[box],
+        width=width,
+        height=height,
+        split=str(record.get("split") or "train"),
+        meta={"source": "viscot-llava", "box_correction": "unpad_square"},
+    )
     return Incoming(sample)
 
 
@@ -409,10 +453,18 @@ def tallyqa_converter(images: Path) -> Callable[[dict], Incoming]:
             raise RecordError("boxes", "expected a list of pixel boxes [x1, y1, x2, y2]")
         width, height = _known_size(record, (image,))
         meta = {k: record[k] for k in ("data_source", "issimple", "image_id") if k in record}
-        sample = dict(dataset="tallyqa", source_id=str(record.get("question_id") or source_key(name, question)),
-                      image=str(image), question=question, answer=str(answer).strip(),
-                      gt_boxes=pixel_to_normalized(boxes, width, height, key), width=width, height=height,
-                      split=str(record.get("split") or "train"), meta=meta)
+        sample = dict(
+            dataset="tallyqa",
+            source_id=str(record.get("question_id") or source_key(name, question)),
+            image=str(image),
+            question=question,
+            answer=str(answer).strip(),
+            gt_boxes=pixel_to_normalized(boxes, width, height, key),
+            width=width,
+            height=height,
+            split=str(record.get("split") or "train"),
+            meta=meta,
+        )
         return Incoming(sample)
 
     return convert
@@ -447,25 +499,51 @@ class _BrokenLine(str):
     """A JSONL line that did not parse; the importer reports it as a bad record."""
 
 
-def import_file(store: Store, path: str | os.PathLike, convert: Callable[[dict], Incoming], *,
-                allow_missing: bool = False, progress: bool = True, description: str = "importing") -> ImportReport:
+def import_file(
+    store: Store,
+    path: str | os.PathLike,
+    convert: Callable[[dict], Incoming],
+    *,
+    allow_missing: bool = False,
+    progress: bool = True,
+    description: str = "importing",
+) -> ImportReport:
     records = read_records(path)
-    return import_records(store, records, convert, allow_missing=allow_missing, total=len(records),
-                          progress=progress, description=description)
+    return import_records(
+        store,
+        records,
+        convert,
+        allow_missing=allow_missing,
+        total=len(records),
+        progress=progress,
+        description=description,
+    )
 
 
 CONVERTERS = {"sif50k": sif50k_converter, "viscot": viscot_converter, "tallyqa": tallyqa_converter}
 
 
-def import_dataset(db_path: str | os.PathLike, kind: str, path: str | os.PathLike, source_dir: str | os.PathLike, *,
-                   data_root: str | os.PathLike | None = None, allow_missing: bool = False,
-                   unpad_boxes: bool = False, progress: bool = True) -> tuple[Store, ImportReport]:
+def import_dataset(
+    db_path: str | os.PathLike,
+    kind: str,
+    path: str | os.PathLike,
+    source_dir: str | os.PathLike,
+    *,
+    data_root: str | os.PathLike | None = None,
+    allow_missing: bool = False,
+    unpad_boxes: bool = False,
+    progress: bool = True,
+) -> tuple[Store, ImportReport]:
     """Open (or create) the store and import `path`. A new store's data root defaults to
     `source_dir`; image paths must lie under the recorded root."""
     if data_root is None and not Path(db_path).exists():
         data_root = source_dir
     store = Store.open(db_path, data_root)
-    convert = sif50k_converter(Path(source_dir), unpad_boxes=unpad_boxes) if kind == "sif50k" \
+    convert = (
+        sif50k_converter(Path(source_dir), unpad_boxes=unpad_boxes)
+        if kind == "sif50k"
         else CONVERTERS[kind](Path(source_dir))
-    return store, import_file(store, path, convert, allow_missing=allow_missing, progress=progress,
-                              description=f"importing {kind}")
+    )
+    return store, import_file(
+        store, path, convert, allow_missing=allow_missing, progress=progress, description=f"importing {kind}"
+    )

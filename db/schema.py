@@ -8,6 +8,7 @@ it from the rows already there. Chain revisions are append-only: triggers refuse
 writer defer those triggers for the samples it creates and build their rows set-based
 (`index_deferred_samples`) before it commits.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -27,7 +28,8 @@ NULLABLE_SORT_COLUMNS = ("final_hiou", "depth_ok", "n_steps")
 
 @migrations(name="m001_initial")
 def m001_initial(db: Database) -> None:
-    _execute_script(db, 
+    _execute_script(
+        db,
         """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE samples (
@@ -113,13 +115,14 @@ def m001_initial(db: Database) -> None:
             INSERT INTO review_log (sample_id, status, reviewer, note, updated_at, version)
             VALUES (NEW.sample_id, NEW.status, NEW.reviewer, NEW.note, NEW.updated_at, NEW.version);
         END;
-        """
+        """,
     )
 
 
 @migrations(name="m002_sample_index_fts")
 def m002_sample_index_fts(db: Database) -> None:
-    _execute_script(db, 
+    _execute_script(
+        db,
         f"""
         CREATE TABLE sample_index (
             sample_id INTEGER PRIMARY KEY REFERENCES samples(id),
@@ -189,7 +192,7 @@ def m002_sample_index_fts(db: Database) -> None:
                 (SELECT COALESCE(search_text, text) FROM chain_revisions c WHERE c.sample_id = s.id AND c.origin IN {_CURATED_SQL}
                  ORDER BY c.rev DESC LIMIT 1), '')
             FROM samples s;
-        """
+        """,
     )
 
 
@@ -197,8 +200,9 @@ def m002_sample_index_fts(db: Database) -> None:
 def m003_sort_indexes(db: Database) -> None:
     """Ascending sorts put NULLs (no chain, no depth map) last: index that order too."""
     for column in NULLABLE_SORT_COLUMNS:
-        db.execute(f"CREATE INDEX sample_index_{column}_nulls_last ON sample_index"
-                   f" ({column} IS NULL, {column}, sample_id)")
+        db.execute(
+            f"CREATE INDEX sample_index_{column}_nulls_last ON sample_index ({column} IS NULL, {column}, sample_id)"
+        )
 
 
 DEFERRED_KEY = "index_deferred_after"  # meta key, present only inside a bulk writer's transaction
@@ -206,8 +210,9 @@ DEFERRED_KEY = "index_deferred_after"  # meta key, present only inside a bulk wr
 
 def _not_deferred(sample_id: str) -> str:
     """SQL that is true unless `sample_id` is above the deferral mark (no mark: nothing deferred)."""
-    return (f"{sample_id} <= COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{DEFERRED_KEY}'),"
-            f" {sample_id})")
+    return (
+        f"{sample_id} <= COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{DEFERRED_KEY}'), {sample_id})"
+    )
 
 
 @migrations(name="m004_deferrable_index_triggers")
@@ -216,25 +221,26 @@ def m004_deferrable_index_triggers(db: Database) -> None:
     writer sets that key inside its own transaction (so no other connection ever sees it),
     inserts, then removes it and calls `index_deferred_samples` before committing: one FTS
     insert and one index insert per sample instead of an insert and an update of each."""
-    _execute_script(db,
+    _execute_script(
+        db,
         f"""
         DROP TRIGGER samples_index_insert;
         CREATE TRIGGER samples_index_insert AFTER INSERT ON samples
-        WHEN {_not_deferred('NEW.id')} BEGIN
+        WHEN {_not_deferred("NEW.id")} BEGIN
             INSERT INTO sample_index (sample_id, dataset, split, created_at, updated_at)
             VALUES (NEW.id, NEW.dataset, NEW.split, NEW.created_at, NEW.created_at);
             INSERT INTO samples_fts (rowid, question, answer, chain) VALUES (NEW.id, NEW.question, NEW.answer, '');
         END;
         DROP TRIGGER chain_revisions_current;
         CREATE TRIGGER chain_revisions_current AFTER INSERT ON chain_revisions
-        WHEN NEW.origin IN {_CURATED_SQL} AND {_not_deferred('NEW.sample_id')} BEGIN
+        WHEN NEW.origin IN {_CURATED_SQL} AND {_not_deferred("NEW.sample_id")} BEGIN
             UPDATE sample_index SET revision_id = NEW.id, rev = NEW.rev, origin = NEW.origin, valid = NEW.valid,
                 n_steps = NEW.n_steps, final_hiou = NEW.final_hiou, depth_ok = NEW.depth_ok,
                 updated_at = NEW.created_at
             WHERE sample_id = NEW.sample_id;
             UPDATE samples_fts SET chain = COALESCE(NEW.search_text, NEW.text) WHERE rowid = NEW.sample_id;
         END;
-        """
+        """,
     )
 
 
@@ -253,13 +259,17 @@ def index_deferred_samples(conn: sqlite3.Connection, after: int) -> None:
         LEFT JOIN chain_revisions c ON c.id = (SELECT id FROM chain_revisions
             WHERE sample_id = s.id AND origin IN {_CURATED_SQL} ORDER BY rev DESC LIMIT 1)
         LEFT JOIN reviews r ON r.sample_id = s.id
-        WHERE s.id > ?""", [after])
+        WHERE s.id > ?""",
+        [after],
+    )
     conn.execute(
         """
         INSERT INTO samples_fts (rowid, question, answer, chain)
         SELECT s.id, s.question, s.answer, COALESCE(c.search_text, c.text, '')
         FROM sample_index i JOIN samples s ON s.id = i.sample_id LEFT JOIN chain_revisions c ON c.id = i.revision_id
-        WHERE i.sample_id > ?""", [after])
+        WHERE i.sample_id > ?""",
+        [after],
+    )
 
 
 def _execute_script(db: Database, script: str) -> None:

@@ -6,6 +6,7 @@ pool). Chains are append-only revisions; a sample's current chain is its latest 
 triggers (bulk imports build the rows of the samples they create set-based instead, see
 `deferred_index`), so queries filter and sort on one narrow indexed table.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,16 +15,24 @@ import os
 import secrets
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 from sqlite_utils import Database
 
-from db.schema import (CURATED_ORIGINS, DEFERRED_KEY, NULLABLE_SORT_COLUMNS, ORIGINS, RUN_ORIGINS, STATUSES,
-                       index_deferred_samples, migrate)
+from db.schema import (
+    CURATED_ORIGINS,
+    DEFERRED_KEY,
+    NULLABLE_SORT_COLUMNS,
+    ORIGINS,
+    RUN_ORIGINS,
+    STATUSES,
+    index_deferred_samples,
+    migrate,
+)
 from sif.chain import Chain, parse_chain, render_chain, validate_chain
 from sif.depth import ENCODINGS
 from sif.geometry import hiou
@@ -53,7 +62,7 @@ class ConflictError(StoreError):
     """A review or edit saved against a stale version; nothing was overwritten. `current` is what
     is stored (the Review, or the current ChainRevision for an edit)."""
 
-    def __init__(self, message: str, current: "Review | ChainRevision"):
+    def __init__(self, message: str, current: Review | ChainRevision):
         super().__init__(message)
         self.current = current
 
@@ -146,8 +155,9 @@ class ChainAnalysis:
         return Chain.from_json(json.loads(self.chain_json))
 
 
-def analyse_chain(chain: Chain | str, gt_boxes, depth_file: tuple[str, str] | None,
-                  extra_problems: list[str] | None = None) -> ChainAnalysis:
+def analyse_chain(
+    chain: Chain | str, gt_boxes, depth_file: tuple[str, str] | None, extra_problems: list[str] | None = None
+) -> ChainAnalysis:
     """`depth_file` is (path, encoding) of an existing depth map, or None (no depth check)."""
     if isinstance(chain, Chain):
         raw, source = None, render_chain(chain)
@@ -163,8 +173,16 @@ def analyse_chain(chain: Chain | str, gt_boxes, depth_file: tuple[str, str] | No
     final = hiou(c.final_boxes, gt_boxes) if c.steps and gt_boxes else None
     search = "\n".join([*(step.text for step in c.steps), c.answer or ""])
     canonical = c if source == text else parse_chain(text).chain  # the depth check reads the canonical text
-    return ChainAnalysis(_dumps(c.to_json()), len(c.steps), text, raw if raw is not None and raw != text else None,
-                         problems, final, depth_check(canonical, depth_file), search)
+    return ChainAnalysis(
+        _dumps(c.to_json()),
+        len(c.steps),
+        text,
+        raw if raw is not None and raw != text else None,
+        problems,
+        final,
+        depth_check(canonical, depth_file),
+        search,
+    )
 
 
 def depth_check(chain: Chain | str, depth_file: tuple[str, str] | None) -> int | None:
@@ -193,7 +211,7 @@ _dumps = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(ensure_ascii=
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _bool(v) -> bool | None:
@@ -246,7 +264,7 @@ class Store:
     # ------------------------------------------------------------ opening and connections
 
     @classmethod
-    def open(cls, path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> "Store":
+    def open(cls, path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> Store:
         """Create or migrate the store at `path`. The data root is recorded on first open (default:
         the DB file's folder); a later open that names a different one is refused."""
         path = Path(path).absolute()
@@ -289,7 +307,7 @@ class Store:
     @property
     def db(self) -> Database:
         """This thread's sqlite-utils view of the store."""
-        self.conn
+        _ = self.conn  # opens this thread's connection (and its Database view) if need be
         return self._local.db
 
     def close(self) -> None:
@@ -299,7 +317,7 @@ class Store:
             self._conns.clear()
         self._local = threading.local()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -359,7 +377,7 @@ class Store:
 
     def relative(self, path: str | os.PathLike) -> str:
         """`path` (absolute, or relative to the data root) as stored: relative to the data root."""
-        return self._absolute(path)[len(self._root_prefix):].replace(os.sep, "/")
+        return self._absolute(path)[len(self._root_prefix) :].replace(os.sep, "/")
 
     def _absolute(self, path) -> str:
         p = os.path.normpath(os.path.join(self._root_str, os.fspath(path)))
@@ -379,20 +397,59 @@ class Store:
 
     # ------------------------------------------------------------ samples
 
-    def add_sample(self, *, dataset: str, source_id: str, image: str, question: str, answer: str,
-                   gt_boxes, width: int, height: int, depth: str | None = None,
-                   depth_encoding: str | None = None, split: str = "train", missing: bool = False,
-                   meta: dict | None = None) -> int:
+    def add_sample(
+        self,
+        *,
+        dataset: str,
+        source_id: str,
+        image: str,
+        question: str,
+        answer: str,
+        gt_boxes,
+        width: int,
+        height: int,
+        depth: str | None = None,
+        depth_encoding: str | None = None,
+        split: str = "train",
+        missing: bool = False,
+        meta: dict | None = None,
+    ) -> int:
         """Add a sample and return its id; the same content added again returns the existing id."""
-        return self.import_sample(None, author="", dataset=dataset, source_id=source_id, image=image,
-                                  question=question, answer=answer, gt_boxes=gt_boxes, width=width, height=height,
-                                  depth=depth, depth_encoding=depth_encoding, split=split, missing=missing,
-                                  meta=meta)[0]
+        return self.import_sample(
+            None,
+            author="",
+            dataset=dataset,
+            source_id=source_id,
+            image=image,
+            question=question,
+            answer=answer,
+            gt_boxes=gt_boxes,
+            width=width,
+            height=height,
+            depth=depth,
+            depth_encoding=depth_encoding,
+            split=split,
+            missing=missing,
+            meta=meta,
+        )[0]
 
-    def _new_sample(self, *, dataset: str, source_id: str, image: str, question: str, answer: str,
-                    gt_boxes, width: int, height: int, depth: str | None = None,
-                    depth_encoding: str | None = None, split: str = "train", missing: bool = False,
-                    meta: dict | None = None) -> tuple[Sample, str]:
+    def _new_sample(
+        self,
+        *,
+        dataset: str,
+        source_id: str,
+        image: str,
+        question: str,
+        answer: str,
+        gt_boxes,
+        width: int,
+        height: int,
+        depth: str | None = None,
+        depth_encoding: str | None = None,
+        split: str = "train",
+        missing: bool = False,
+        meta: dict | None = None,
+    ) -> tuple[Sample, str]:
         """The checked sample as it would be stored (id 0) and its content hash."""
         if not dataset or not str(dataset).strip():
             raise StoreError("dataset: must not be empty")
@@ -412,12 +469,28 @@ class Store:
         meta = dict(meta or {})
         if meta.get(DEPTH_MAP_KEY):
             meta[DEPTH_MAP_KEY] = self._stored_path(meta[DEPTH_MAP_KEY], f"meta.{DEPTH_MAP_KEY}")
-        sample = Sample(0, dataset, str(source_id), image_rel, depth_rel, depth_encoding, width, height, question,
-                        answer, boxes, split, bool(missing), meta, "")
+        sample = Sample(
+            0,
+            dataset,
+            str(source_id),
+            image_rel,
+            depth_rel,
+            depth_encoding,
+            width,
+            height,
+            question,
+            answer,
+            boxes,
+            split,
+            bool(missing),
+            meta,
+            "",
+        )
         return sample, content_hash(dataset, str(source_id), image_rel, question, answer, boxes)
 
-    def import_sample(self, chain: str | None, *, author: str, analysis: ChainAnalysis | None = None,
-                      **sample) -> tuple[int, bool, bool]:
+    def import_sample(
+        self, chain: str | None, *, author: str, analysis: ChainAnalysis | None = None, **sample
+    ) -> tuple[int, bool, bool]:
         """Add a sample (kwargs of `add_sample`) and its chain as an `imported` revision, idempotently:
         returns (id, sample created, chain added); a chain already imported for it is not added again.
         `analysis` is the chain's `analyse_chain` result when the caller computed it already."""
@@ -426,8 +499,9 @@ class Store:
             raise result
         return result
 
-    def import_samples(self, records: list[tuple[dict, str | None, ChainAnalysis | None]], *,
-                       author: str) -> list[tuple[int, bool, bool] | StoreError]:
+    def import_samples(
+        self, records: list[tuple[dict, str | None, ChainAnalysis | None]], *, author: str
+    ) -> list[tuple[int, bool, bool] | StoreError]:
         """`import_sample` for many (sample kwargs, chain, analysis) records in one transaction with
         the index deferred: new samples and their first revisions go in with one statement each,
         their index and FTS rows with one more each.
@@ -459,8 +533,19 @@ class Store:
                 next_id += 1
                 samples.append(_sample_row(sample, digest))
                 if chain is not None:
-                    revisions.append(_revision_row(sample.id, analysis, rev=1, parent=None, origin="imported",
-                                                   author=author, run_id=None, note=None, created_at=created_at))
+                    revisions.append(
+                        _revision_row(
+                            sample.id,
+                            analysis,
+                            rev=1,
+                            parent=None,
+                            origin="imported",
+                            author=author,
+                            run_id=None,
+                            note=None,
+                            created_at=created_at,
+                        )
+                    )
                 results[k] = (sample.id, True, chain is not None)
             conn.executemany(_INSERT_SAMPLE, samples)
             conn.executemany(_INSERT_REVISION, revisions)
@@ -476,16 +561,20 @@ class Store:
     def _ids_by_hash(self, digests: list[str]) -> dict[str, int]:
         out = {}
         for start in range(0, len(digests), 500):
-            part = digests[start:start + 500]
-            out.update(self.conn.execute(
-                f"SELECT content_hash, id FROM samples WHERE content_hash IN ({','.join('?' * len(part))})", part))
+            part = digests[start : start + 500]
+            out.update(
+                self.conn.execute(
+                    f"SELECT content_hash, id FROM samples WHERE content_hash IN ({','.join('?' * len(part))})", part
+                )
+            )
         return out
 
     def _add_imported_chain(self, sample_id: int, chain: str, author: str) -> bool:
         """Add `chain` to a stored sample unless it was imported for it already; True when added."""
         known = self.conn.execute(
             "SELECT 1 FROM chain_revisions WHERE sample_id = ? AND origin = 'imported' AND (raw_text = ? OR text = ?)",
-            [sample_id, chain, chain]).fetchone()
+            [sample_id, chain, chain],
+        ).fetchone()
         if not known:
             self.add_revision(sample_id, chain, origin="imported", author=author)
         return not known
@@ -510,24 +599,40 @@ class Store:
         depth_rel = self._stored_path(depth, "depth")
         with self.transaction() as conn:
             self.get_sample(sample_id)
-            conn.execute("UPDATE samples SET depth = ?, depth_encoding = ? WHERE id = ?",
-                         [depth_rel, depth_encoding, sample_id])
+            conn.execute(
+                "UPDATE samples SET depth = ?, depth_encoding = ? WHERE id = ?", [depth_rel, depth_encoding, sample_id]
+            )
             sample = self.get_sample(sample_id)
             for rev in self.history(sample_id):
-                conn.execute("UPDATE chain_revisions SET depth_ok = ? WHERE id = ?",
-                             [depth_check(rev.text, self.depth_file(sample)), rev.id])
-            conn.execute("UPDATE sample_index SET depth_ok = (SELECT depth_ok FROM chain_revisions c"
-                         " WHERE c.id = sample_index.revision_id) WHERE sample_id = ?", [sample_id])
+                conn.execute(
+                    "UPDATE chain_revisions SET depth_ok = ? WHERE id = ?",
+                    [depth_check(rev.text, self.depth_file(sample)), rev.id],
+                )
+            conn.execute(
+                "UPDATE sample_index SET depth_ok = (SELECT depth_ok FROM chain_revisions c"
+                " WHERE c.id = sample_index.revision_id) WHERE sample_id = ?",
+                [sample_id],
+            )
 
     def datasets(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT dataset FROM sample_index ORDER BY dataset")]
 
     # ------------------------------------------------------------ chain revisions
 
-    def add_revision(self, sample_id: int, chain: Chain | str, *, origin: str, author: str,
-                     run_id: str | None = None, parent: int | None = None, note: str | None = None,
-                     expected_rev: int | None = None, extra_problems: list[str] | None = None,
-                     analysis: ChainAnalysis | None = None) -> ChainRevision:
+    def add_revision(
+        self,
+        sample_id: int,
+        chain: Chain | str,
+        *,
+        origin: str,
+        author: str,
+        run_id: str | None = None,
+        parent: int | None = None,
+        note: str | None = None,
+        expected_rev: int | None = None,
+        extra_problems: list[str] | None = None,
+        analysis: ChainAnalysis | None = None,
+    ) -> ChainRevision:
         """Append a revision. Raw text is parsed leniently and kept beside its canonical text; the
         revision is valid when the canonical text passes `validate_chain` and nothing was skipped.
         With `expected_rev` (an edit made against that current revision; 0 for a sample that had
@@ -548,34 +653,77 @@ class Store:
             sample = self.get_sample(sample_id)
             if run_id is not None and conn.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone() is None:
                 raise StoreError(f"run_id: no run {run_id!r}")
-            last = conn.execute("SELECT COALESCE(MAX(rev), 0) FROM chain_revisions WHERE sample_id = ?",
-                                [sample_id]).fetchone()[0]
+            last = conn.execute(
+                "SELECT COALESCE(MAX(rev), 0) FROM chain_revisions WHERE sample_id = ?", [sample_id]
+            ).fetchone()[0]
             if expected_rev is not None and (self._current_rev(sample_id) or 0) != expected_rev:
                 theirs = self.current_chain(sample_id)
                 raise ConflictError(
                     f"chain of sample {sample_id} was changed by someone else: you edited revision {expected_rev}, "
                     f"the current one is {theirs.rev} ({theirs.origin} by {theirs.author} at {theirs.created_at}); "
-                    "nothing was saved", theirs)
+                    "nothing was saved",
+                    theirs,
+                )
             if parent is None and origin in CURATED_ORIGINS:
                 parent = self._current_rev(sample_id)
-            return self._insert_revision(sample, analysis, rev=last + 1, parent=parent, origin=origin,
-                                         author=author, run_id=run_id, note=note)
+            return self._insert_revision(
+                sample, analysis, rev=last + 1, parent=parent, origin=origin, author=author, run_id=run_id, note=note
+            )
 
-    def _insert_revision(self, sample: Sample, a: ChainAnalysis, *, rev: int, parent: int | None,
-                         origin: str, author: str, run_id: str | None, note: str | None) -> ChainRevision:
+    def _insert_revision(
+        self,
+        sample: Sample,
+        a: ChainAnalysis,
+        *,
+        rev: int,
+        parent: int | None,
+        origin: str,
+        author: str,
+        run_id: str | None,
+        note: str | None,
+    ) -> ChainRevision:
         created_at = now()
-        cur = self.conn.execute(_INSERT_REVISION, _revision_row(sample.id, a, rev=rev, parent=parent, origin=origin,
-                                                                author=author, run_id=run_id, note=note,
-                                                                created_at=created_at))
-        return ChainRevision(int(cur.lastrowid), sample.id, rev, parent, origin, author, created_at, a.chain, a.text,
-                             a.raw_text, not a.problems, a.problems, run_id, note, a.n_steps, a.final_hiou,
-                             _bool(a.depth_ok))
+        cur = self.conn.execute(
+            _INSERT_REVISION,
+            _revision_row(
+                sample.id,
+                a,
+                rev=rev,
+                parent=parent,
+                origin=origin,
+                author=author,
+                run_id=run_id,
+                note=note,
+                created_at=created_at,
+            ),
+        )
+        return ChainRevision(
+            int(cur.lastrowid),
+            sample.id,
+            rev,
+            parent,
+            origin,
+            author,
+            created_at,
+            a.chain,
+            a.text,
+            a.raw_text,
+            not a.problems,
+            a.problems,
+            run_id,
+            note,
+            a.n_steps,
+            a.final_hiou,
+            _bool(a.depth_ok),
+        )
 
     def _current_rev(self, sample_id: int) -> int | None:
         """From the revisions themselves, so that it holds inside `deferred_index` too."""
         curated = ",".join("?" * len(CURATED_ORIGINS))
-        return self.conn.execute(f"SELECT MAX(rev) FROM chain_revisions WHERE sample_id = ? AND origin IN ({curated})",
-                                 [sample_id, *CURATED_ORIGINS]).fetchone()[0]
+        return self.conn.execute(
+            f"SELECT MAX(rev) FROM chain_revisions WHERE sample_id = ? AND origin IN ({curated})",
+            [sample_id, *CURATED_ORIGINS],
+        ).fetchone()[0]
 
     def depth_file(self, sample: Sample) -> tuple[str, str] | None:
         """(absolute path, encoding) of the sample's depth map if the file exists: the lossless
@@ -592,18 +740,31 @@ class Store:
     @staticmethod
     def _revision(row) -> ChainRevision:
         return ChainRevision(
-            id=row["id"], sample_id=row["sample_id"], rev=row["rev"], parent=row["parent"], origin=row["origin"],
-            author=row["author"], created_at=row["created_at"], chain=Chain.from_json(json.loads(row["chain"])),
-            text=row["text"], raw_text=row["raw_text"], valid=bool(row["valid"]),
-            problems=json.loads(row["problems"]), run_id=row["run_id"], note=row["note"],
-            n_steps=row["n_steps"], final_hiou=row["final_hiou"], depth_ok=_bool(row["depth_ok"]),
+            id=row["id"],
+            sample_id=row["sample_id"],
+            rev=row["rev"],
+            parent=row["parent"],
+            origin=row["origin"],
+            author=row["author"],
+            created_at=row["created_at"],
+            chain=Chain.from_json(json.loads(row["chain"])),
+            text=row["text"],
+            raw_text=row["raw_text"],
+            valid=bool(row["valid"]),
+            problems=json.loads(row["problems"]),
+            run_id=row["run_id"],
+            note=row["note"],
+            n_steps=row["n_steps"],
+            final_hiou=row["final_hiou"],
+            depth_ok=_bool(row["depth_ok"]),
         )
 
     def current_chain(self, sample_id: int) -> ChainRevision | None:
         """The latest `imported`/`generated`/`edited` revision: the chain under curation."""
         row = self.conn.execute(
             "SELECT c.* FROM sample_index i JOIN chain_revisions c ON c.id = i.revision_id WHERE i.sample_id = ?",
-            [sample_id]).fetchone()
+            [sample_id],
+        ).fetchone()
         return None if row is None else self._revision(row)
 
     def history(self, sample_id: int) -> list[ChainRevision]:
@@ -625,18 +786,27 @@ class Store:
         query for a whole eval run: what resume skips and what scoring reads)."""
         rows = self.conn.execute(
             "SELECT sample_id, COALESCE(raw_text, text) FROM chain_revisions"
-            " WHERE run_id = ? AND origin = 'prediction' ORDER BY sample_id, rev", [run_id])
+            " WHERE run_id = ? AND origin = 'prediction' ORDER BY sample_id, rev",
+            [run_id],
+        )
         return {int(sid): text for sid, text in rows}
 
     def revert(self, sample_id: int, rev: int, *, author: str) -> ChainRevision:
         """Make revision `rev` current again, as a new `edited` revision (history is never rewritten)."""
-        row = self.conn.execute("SELECT * FROM chain_revisions WHERE sample_id = ? AND rev = ?",
-                                [sample_id, rev]).fetchone()
+        row = self.conn.execute(
+            "SELECT * FROM chain_revisions WHERE sample_id = ? AND rev = ?", [sample_id, rev]
+        ).fetchone()
         if row is None:
             raise StoreError(f"sample {sample_id} has no revision {rev}")
         old = self._revision(row)
-        return self.add_revision(sample_id, old.raw_text if old.raw_text is not None else old.text,
-                                 origin="edited", author=author, parent=rev, note=f"revert to revision {rev}")
+        return self.add_revision(
+            sample_id,
+            old.raw_text if old.raw_text is not None else old.text,
+            origin="edited",
+            author=author,
+            parent=rev,
+            note=f"revert to revision {rev}",
+        )
 
     # ------------------------------------------------------------ reviews
 
@@ -648,8 +818,9 @@ class Store:
             return Review(sample_id, "pending", "", "", "", 0)
         return Review(row["sample_id"], row["status"], row["reviewer"], row["note"], row["updated_at"], row["version"])
 
-    def set_review(self, sample_id: int, status: str, *, reviewer: str, note: str = "",
-                   expected_version: int) -> Review:
+    def set_review(
+        self, sample_id: int, status: str, *, reviewer: str, note: str = "", expected_version: int
+    ) -> Review:
         """Save a review made against `expected_version`; a stale version raises ConflictError."""
         if status not in STATUSES:
             raise StoreError(f"status: {status!r} is not one of {', '.join(STATUSES)}")
@@ -662,13 +833,15 @@ class Store:
                 raise ConflictError(
                     f"review of sample {sample_id} was changed by someone else: you edited version "
                     f"{expected_version}, the store holds version {current.version}{who}; reload and try again",
-                    current)
+                    current,
+                )
             review = Review(sample_id, status, reviewer, note or "", now(), current.version + 1)
             conn.execute(
                 "INSERT INTO reviews (sample_id, status, reviewer, note, updated_at, version) VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (sample_id) DO UPDATE SET status = excluded.status, reviewer = excluded.reviewer,"
                 " note = excluded.note, updated_at = excluded.updated_at, version = excluded.version",
-                [sample_id, status, reviewer, review.note, review.updated_at, review.version])
+                [sample_id, status, reviewer, review.note, review.updated_at, review.version],
+            )
         return review
 
     # ------------------------------------------------------------ queries
@@ -692,7 +865,9 @@ class Store:
                 f.where.append("i.origin = ?")
                 f.params.append(f.origin)
             elif f.origin in RUN_ORIGINS:
-                f.where.append("EXISTS (SELECT 1 FROM chain_revisions c WHERE c.origin = ? AND c.sample_id = i.sample_id)")
+                f.where.append(
+                    "EXISTS (SELECT 1 FROM chain_revisions c WHERE c.origin = ? AND c.sample_id = i.sample_id)"
+                )
                 f.params.append(f.origin)
             else:
                 raise StoreError(f"origin: {f.origin!r} is not one of none, {', '.join(ORIGINS)}")
@@ -708,16 +883,30 @@ class Store:
     def _where(f: _Filters) -> str:
         return (" WHERE " + " AND ".join(f.where)) if f.where else ""
 
-    def query(self, *, status=None, dataset=None, valid=None, origin=None, run_id=None, text=None, split=None,
-              sort: str = "id", descending: bool = False, limit: int = 50, offset: int = 0) -> list[SampleRow]:
+    def query(
+        self,
+        *,
+        status=None,
+        dataset=None,
+        valid=None,
+        origin=None,
+        run_id=None,
+        text=None,
+        split=None,
+        sort: str = "id",
+        descending: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[SampleRow]:
         """Samples matching every given filter, sorted (NULLs last) and paged.
 
         `origin` is the current chain's origin ("none": no chain yet); `rollout`/`prediction` match
         samples that have such revisions. `text` is full-text search over question, answer and chain."""
         if sort not in SORT_KEYS:
             raise StoreError(f"sort: {sort!r} is not one of {', '.join(SORT_KEYS)}")
-        f = self._filters(status=status, dataset=dataset, valid=valid, origin=origin, run_id=run_id,
-                          text=text, split=split)
+        f = self._filters(
+            status=status, dataset=dataset, valid=valid, origin=origin, run_id=run_id, text=text, split=split
+        )
         direction = "DESC" if descending != (sort == "newest") else "ASC"
         column = SORT_KEYS[sort]
         if column == "i.sample_id":
@@ -726,46 +915,58 @@ class Store:
             order = f"{column} {direction}, i.sample_id {direction}"
         else:  # NULLs last: matches the (column IS NULL, column, sample_id) index
             order = f"{column} IS NULL, {column}, i.sample_id"
-        sql = ("SELECT i.sample_id, i.dataset, s.question, s.answer, i.status, i.valid, i.origin, i.rev, i.n_steps,"
-               " i.final_hiou, i.depth_ok, i.created_at FROM sample_index i JOIN samples s ON s.id = i.sample_id"
-               f"{self._where(f)} ORDER BY {order} LIMIT ? OFFSET ?")
+        sql = (
+            "SELECT i.sample_id, i.dataset, s.question, s.answer, i.status, i.valid, i.origin, i.rev, i.n_steps,"
+            " i.final_hiou, i.depth_ok, i.created_at FROM sample_index i JOIN samples s ON s.id = i.sample_id"
+            f"{self._where(f)} ORDER BY {order} LIMIT ? OFFSET ?"
+        )
         rows = self.conn.execute(sql, [*f.params, int(limit), int(offset)])
-        return [SampleRow(r[0], r[1], r[2], r[3], r[4], _bool(r[5]), r[6], r[7], r[8], r[9], _bool(r[10]), r[11])
-                for r in rows]
+        return [
+            SampleRow(r[0], r[1], r[2], r[3], r[4], _bool(r[5]), r[6], r[7], r[8], r[9], _bool(r[10]), r[11])
+            for r in rows
+        ]
 
     def count(self, *, status=None, dataset=None, valid=None, origin=None, run_id=None, text=None, split=None) -> int:
-        f = self._filters(status=status, dataset=dataset, valid=valid, origin=origin, run_id=run_id,
-                          text=text, split=split)
+        f = self._filters(
+            status=status, dataset=dataset, valid=valid, origin=origin, run_id=run_id, text=text, split=split
+        )
         return int(self.conn.execute(f"SELECT COUNT(*) FROM sample_index i{self._where(f)}", f.params).fetchone()[0])
 
-    def samples_without_chain(self, *, dataset=None, exclude_run: str | None = None, retry_invalid: bool = False,
-                              limit: int | None = None) -> list[int]:
+    def samples_without_chain(
+        self, *, dataset=None, exclude_run: str | None = None, retry_invalid: bool = False, limit: int | None = None
+    ) -> list[int]:
         """Ids of present samples with ground-truth boxes and no current chain (or, with
         `retry_invalid`, an invalid generated one), none of which has a revision in `exclude_run`."""
         f = self._filters(dataset=dataset)
-        f.where.append("(i.origin IS NULL OR (i.origin = 'generated' AND i.valid = 0))" if retry_invalid
-                       else "i.origin IS NULL")
+        f.where.append(
+            "(i.origin IS NULL OR (i.origin = 'generated' AND i.valid = 0))" if retry_invalid else "i.origin IS NULL"
+        )
         f.where.append("s.missing = 0 AND s.gt_boxes != '[]'")
         if exclude_run is not None:
-            f.where.append("NOT EXISTS (SELECT 1 FROM chain_revisions c WHERE c.run_id = ? AND c.sample_id = i.sample_id)")
+            f.where.append(
+                "NOT EXISTS (SELECT 1 FROM chain_revisions c WHERE c.run_id = ? AND c.sample_id = i.sample_id)"
+            )
             f.params.append(exclude_run)
-        sql = (f"SELECT i.sample_id FROM sample_index i JOIN samples s ON s.id = i.sample_id{self._where(f)}"
-               " ORDER BY i.sample_id LIMIT ?")
+        sql = (
+            f"SELECT i.sample_id FROM sample_index i JOIN samples s ON s.id = i.sample_id{self._where(f)}"
+            " ORDER BY i.sample_id LIMIT ?"
+        )
         return [r[0] for r in self.conn.execute(sql, [*f.params, -1 if limit is None else int(limit)])]
 
     # ------------------------------------------------------------ runs
 
     def create_run(self, kind: str, config: dict, *, name: str | None = None) -> str:
-        """Record a generation/training/evaluation/inference run; returns its id."""
+        """Record a generation/evaluation/inference run; returns its id."""
         if kind not in RUN_KINDS:
             raise StoreError(f"kind: {kind!r} is not one of {', '.join(RUN_KINDS)}")
         stamp = now()
-        run_id = f"{_RUN_PREFIX[kind]}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+        run_id = f"{_RUN_PREFIX[kind]}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO runs (id, kind, name, config, status, created_at, updated_at, metrics)"
                 " VALUES (?, ?, ?, ?, 'created', ?, ?, '{}')",
-                [run_id, kind, name, json.dumps(config, ensure_ascii=False, default=str), stamp, stamp])
+                [run_id, kind, name, json.dumps(config, ensure_ascii=False, default=str), stamp, stamp],
+            )
         return run_id
 
     def update_run(self, run_id: str, *, status: str | None = None, metrics: dict | None = None) -> None:
@@ -776,8 +977,10 @@ class Store:
             status = status or run["status"]
             stamp = now()
             finished = stamp if status in TERMINAL_RUN_STATUSES else run["finished_at"]
-            conn.execute("UPDATE runs SET status = ?, metrics = ?, updated_at = ?, finished_at = ? WHERE id = ?",
-                         [status, json.dumps(merged, ensure_ascii=False, default=str), stamp, finished, run_id])
+            conn.execute(
+                "UPDATE runs SET status = ?, metrics = ?, updated_at = ?, finished_at = ? WHERE id = ?",
+                [status, json.dumps(merged, ensure_ascii=False, default=str), stamp, finished, run_id],
+            )
 
     def get_run(self, run_id: str) -> dict:
         row = self.conn.execute("SELECT * FROM runs WHERE id = ?", [run_id]).fetchone()
@@ -792,33 +995,90 @@ class Store:
         return [_run(r) for r in self.conn.execute(sql + " ORDER BY created_at DESC, id DESC", params)]
 
 
-_INSERT_SAMPLE = ("INSERT INTO samples (id, dataset, source_id, image, depth, depth_encoding, width, height, question,"
-                  " answer, gt_boxes, split, missing, meta, content_hash, created_at)"
-                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_INSERT_REVISION = ("INSERT INTO chain_revisions (sample_id, rev, parent, origin, author, created_at, chain, text,"
-                    " raw_text, valid, problems, run_id, note, n_steps, final_hiou, depth_ok, search_text)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_SAMPLE = (
+    "INSERT INTO samples (id, dataset, source_id, image, depth, depth_encoding, width, height, question,"
+    " answer, gt_boxes, split, missing, meta, content_hash, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_REVISION = (
+    "INSERT INTO chain_revisions (sample_id, rev, parent, origin, author, created_at, chain, text,"
+    " raw_text, valid, problems, run_id, note, n_steps, final_hiou, depth_ok, search_text)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def _sample_row(s: Sample, digest: str) -> list:
-    return [s.id, s.dataset, s.source_id, s.image, s.depth, s.depth_encoding, s.width, s.height, s.question, s.answer,
-            json.dumps(s.gt_boxes), s.split, int(s.missing), _dumps(s.meta), digest,
-            s.created_at]
+    return [
+        s.id,
+        s.dataset,
+        s.source_id,
+        s.image,
+        s.depth,
+        s.depth_encoding,
+        s.width,
+        s.height,
+        s.question,
+        s.answer,
+        json.dumps(s.gt_boxes),
+        s.split,
+        int(s.missing),
+        _dumps(s.meta),
+        digest,
+        s.created_at,
+    ]
 
 
-def _revision_row(sample_id: int, a: ChainAnalysis, *, rev: int, parent: int | None, origin: str, author: str,
-                  run_id: str | None, note: str | None, created_at: str) -> list:
+def _revision_row(
+    sample_id: int,
+    a: ChainAnalysis,
+    *,
+    rev: int,
+    parent: int | None,
+    origin: str,
+    author: str,
+    run_id: str | None,
+    note: str | None,
+    created_at: str,
+) -> list:
     """The `_INSERT_REVISION` values of a revision with its derived metrics (final-step HIoU, depth check, steps)."""
-    return [sample_id, rev, parent, origin, author, created_at, a.chain_json, a.text, a.raw_text, int(not a.problems),
-            _dumps(a.problems), run_id, note, a.n_steps, a.final_hiou, a.depth_ok, a.search_text]
+    return [
+        sample_id,
+        rev,
+        parent,
+        origin,
+        author,
+        created_at,
+        a.chain_json,
+        a.text,
+        a.raw_text,
+        int(not a.problems),
+        _dumps(a.problems),
+        run_id,
+        note,
+        a.n_steps,
+        a.final_hiou,
+        a.depth_ok,
+        a.search_text,
+    ]
 
 
 def sample_from_row(row) -> Sample:
     return Sample(
-        id=row["id"], dataset=row["dataset"], source_id=row["source_id"], image=row["image"], depth=row["depth"],
-        depth_encoding=row["depth_encoding"], width=row["width"], height=row["height"], question=row["question"],
-        answer=row["answer"], gt_boxes=json.loads(row["gt_boxes"]), split=row["split"], missing=bool(row["missing"]),
-        meta=json.loads(row["meta"]), created_at=row["created_at"],
+        id=row["id"],
+        dataset=row["dataset"],
+        source_id=row["source_id"],
+        image=row["image"],
+        depth=row["depth"],
+        depth_encoding=row["depth_encoding"],
+        width=row["width"],
+        height=row["height"],
+        question=row["question"],
+        answer=row["answer"],
+        gt_boxes=json.loads(row["gt_boxes"]),
+        split=row["split"],
+        missing=bool(row["missing"]),
+        meta=json.loads(row["meta"]),
+        created_at=row["created_at"],
     )
 
 

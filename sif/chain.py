@@ -4,6 +4,7 @@ and canonical rendering.
 Strict validation is what the format reward checks; the lenient parser is for everything that
 has to live with imperfect text (imports, rollouts, the workbench) and says what it skipped.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ class Region:
         return out
 
     @classmethod
-    def from_json(cls, obj: dict) -> "Region":
+    def from_json(cls, obj: dict) -> Region:
         depth = obj.get("depth")
         return cls(tuple(float(v) for v in obj["bbox_2d"]), None if depth is None else float(depth))
 
@@ -61,10 +62,8 @@ class Chain:
         }
 
     @classmethod
-    def from_json(cls, obj: dict) -> "Chain":
-        steps = tuple(
-            Step(tuple(Region.from_json(r) for r in s["regions"]), s["text"]) for s in obj["steps"]
-        )
+    def from_json(cls, obj: dict) -> Chain:
+        steps = tuple(Step(tuple(Region.from_json(r) for r in s["regions"]), s["text"]) for s in obj["steps"])
         return cls(steps, obj.get("answer"))
 
     @property
@@ -151,6 +150,7 @@ def _is_number(v) -> bool:
 
 def _check_area(body: str, step: int) -> list[Problem]:
     """Rules 3 and 4 for one `<area>` body."""
+
     def problem(rule, fld, msg):
         return Problem(rule, fld, msg, step)
 
@@ -204,12 +204,18 @@ def validate_chain(text: str) -> list[Problem]:
     closes = {t: text.count(f"</{t}>") for t in ("think", "answer")}
     for t in ("think", "answer"):
         if opens[t] != 1 or closes[t] != 1:
-            problems.append(Problem(1, t, f"needs exactly one <{t}>…</{t}>, found {opens[t]} opening and {closes[t]} closing tags"))
+            problems.append(
+                Problem(1, t, f"needs exactly one <{t}>…</{t}>, found {opens[t]} opening and {closes[t]} closing tags")
+            )
     if problems:
         return problems
     m = re.fullmatch(r"\s*<think>(.*)</think>\s*<answer>(.*)</answer>\s*", text, re.S)
     if not m:
-        return [Problem(1, "chain", "must be <think>…</think> followed by <answer>…</answer>, with nothing else around them")]
+        return [
+            Problem(
+                1, "chain", "must be <think>…</think> followed by <answer>…</answer>, with nothing else around them"
+            )
+        ]
     think, answer = m.group(1), m.group(2)
     if not answer.strip():
         problems.append(Problem(1, "answer", "is empty"))
@@ -219,16 +225,24 @@ def validate_chain(text: str) -> list[Problem]:
     pattern = re.compile(r"<(area|text)>(.*?)</\1>", re.S)
     while True:
         nxt = pattern.search(think, pos)
-        gap = think[pos: nxt.start() if nxt else len(think)]
+        gap = think[pos : nxt.start() if nxt else len(think)]
         if gap.strip():
-            problems.append(Problem(2, "think", f"has stray text {gap.strip()[:40]!r} outside <area>/<text> tags", step if nxt else None))
+            problems.append(
+                Problem(
+                    2, "think", f"has stray text {gap.strip()[:40]!r} outside <area>/<text> tags", step if nxt else None
+                )
+            )
         if nxt is None:
             break
         tag, body = nxt.group(1), nxt.group(2)
         if _TAG.search(body):
             problems.append(Problem(2, tag, "contains a nested or unclosed tag", step))
         if tag != expect:
-            problems.append(Problem(2, tag, f"expected <{expect}> here: <area> and <text> must alternate, starting with <area>", step))
+            problems.append(
+                Problem(
+                    2, tag, f"expected <{expect}> here: <area> and <text> must alternate, starting with <area>", step
+                )
+            )
         elif tag == "area":
             problems.extend(_check_area(body, step))
             expect = "text"

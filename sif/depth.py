@@ -4,6 +4,7 @@ Reads the three encodings in circulation, writes the lossless `gray16_depth` and
 `spectral_r` display image, and answers a box's mean depth: directly for the few boxes a plan
 asks about, in O(1) from a summed-area table for the many that rewards and editors ask about.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,10 +22,25 @@ Encoding = Literal["spectral_r", "gray_disparity", "gray16_depth"]
 ENCODINGS: tuple[str, ...] = ("spectral_r", "gray_disparity", "gray16_depth")
 
 # matplotlib's "Spectral" colormap anchors (ColorBrewer, 11 colours, evenly spaced).
-_SPECTRAL = np.array([
-    (158, 1, 66), (213, 62, 79), (244, 109, 67), (253, 174, 97), (254, 224, 139), (255, 255, 191),
-    (230, 245, 152), (171, 221, 164), (102, 194, 165), (50, 136, 189), (94, 79, 162),
-], dtype=np.float64) / 255.0
+_SPECTRAL = (
+    np.array(
+        [
+            (158, 1, 66),
+            (213, 62, 79),
+            (244, 109, 67),
+            (253, 174, 97),
+            (254, 224, 139),
+            (255, 255, 191),
+            (230, 245, 152),
+            (171, 221, 164),
+            (102, 194, 165),
+            (50, 136, 189),
+            (94, 79, 162),
+        ],
+        dtype=np.float64,
+    )
+    / 255.0
+)
 
 
 def _spectral_r_palette() -> np.ndarray:
@@ -206,7 +222,7 @@ class DepthMap:
         return float(total / ((r2 - r1) * (c2 - c1)))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, encoding: str = "auto") -> "DepthMap":
+    def load(cls, path: str | os.PathLike, encoding: str = "auto") -> DepthMap:
         """Decode a depth image, once per process for a given file version (bounded LRU cache)."""
         p = Path(path)
         try:
@@ -217,7 +233,7 @@ class DepthMap:
         return _CACHE.get(key, lambda: cls._read(p, encoding))
 
     @classmethod
-    def _read(cls, path: Path, encoding: str) -> "DepthMap":
+    def _read(cls, path: Path, encoding: str) -> DepthMap:
         with Image.open(path) as img:
             img.load()
             arr, enc = decode_image(img, encoding)

@@ -3,6 +3,7 @@
 Shared by the workbench, the demo, `sif infer` and the teacher's step images, so a chain looks
 the same everywhere. Boxes are normalized; pixels are computed for the image at hand.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -14,8 +15,16 @@ from sif.chain import Chain, Region, Step
 from sif.geometry import to_pixels
 
 STEP_COLOURS = [
-    (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-    (70, 240, 240), (240, 50, 230), (210, 245, 60), (0, 128, 128), (170, 110, 40),
+    (230, 25, 75),
+    (60, 180, 75),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (0, 128, 128),
+    (170, 110, 40),
 ]
 GT_COLOUR = (255, 255, 255)
 
@@ -70,7 +79,12 @@ def _draw_into(img: Image.Image, boxes, colour, label, dashed=False, label_below
             else:
                 ty = y1 - th if y1 - th >= 0 else y1
             draw.rectangle((x1, ty, x1 + tw, ty + th), fill=colour)
-            draw.text((x1 + 2 - tb[0], ty + 2 - tb[1]), label, fill=(0, 0, 0) if sum(colour) > 400 else (255, 255, 255), font=font)
+            draw.text(
+                (x1 + 2 - tb[0], ty + 2 - tb[1]),
+                label,
+                fill=(0, 0, 0) if sum(colour) > 400 else (255, 255, 255),
+                font=font,
+            )
 
 
 def _dashed_rect(draw, rect, colour, width, dash=6):

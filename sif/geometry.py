@@ -3,6 +3,7 @@
 The union areas are exact (coordinate compression), not rasterised, so scores do not depend
 on a grid resolution and stay fast for the handful of boxes a chain step holds.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -135,6 +136,8 @@ def to_normalized(box: Box, width: int, height: int) -> list[float]:
     """A pixel box normalized to a `width` × `height` image, clipped to [0, 1]."""
     x1, y1, x2, y2 = (float(v) for v in box)
     return [
-        min(max(x1 / width, 0.0), 1.0), min(max(y1 / height, 0.0), 1.0),
-        min(max(x2 / width, 0.0), 1.0), min(max(y2 / height, 0.0), 1.0),
+        min(max(x1 / width, 0.0), 1.0),
+        min(max(y1 / height, 0.0), 1.0),
+        min(max(x2 / width, 0.0), 1.0),
+        min(max(y2 / height, 0.0), 1.0),
     ]

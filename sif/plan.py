@@ -5,6 +5,7 @@ the first expansion (plus the box enclosing it when it is still several boxes), 
 a distractor that a chain first looks at and then rejects, adds the whole image, and returns the
 steps in reading order: whole image → [distractor] → [enclosing] → expansion → ground truth.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -88,14 +89,23 @@ def _merge_overlapping(boxes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
 def _first_expansion(gt: list[tuple[int, ...]], n_expand: int) -> list[tuple[int, ...]]:
     """Each box grown by 1/n_expand of its distance to every border, overlapping ones merged."""
     grown = [
-        _grid(((x1 - x1 / n_expand) / _Q, (y1 - y1 / n_expand) / _Q,
-               (x2 + (_Q - x2) / n_expand) / _Q, (y2 + (_Q - y2) / n_expand) / _Q), outward=True)
+        _grid(
+            (
+                (x1 - x1 / n_expand) / _Q,
+                (y1 - y1 / n_expand) / _Q,
+                (x2 + (_Q - x2) / n_expand) / _Q,
+                (y2 + (_Q - y2) / n_expand) / _Q,
+            ),
+            outward=True,
+        )
         for x1, y1, x2, y2 in gt
     ]
     return _merge_overlapping(grown)
 
 
-def _distractor(focus: list[tuple[int, ...]], like: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...] | None:
+def _distractor(
+    focus: list[tuple[int, ...]], like: tuple[int, ...], rng: np.random.Generator
+) -> tuple[int, ...] | None:
     """A box about the size of `like` that overlaps none of `focus`, or None after bounded tries."""
     w0, h0 = like[2] - like[0], like[3] - like[1]
     for attempt in range(DISTRACTOR_TRIES):
@@ -169,6 +179,4 @@ def plan_focus(
     >>> [s[0].bbox for s in steps]
     [(0.0, 0.0, 1.0, 1.0), (0.2, 0.2, 0.8, 0.8), (0.4, 0.4, 0.6, 0.6)]
     """
-    return plan_focus_detailed(
-        gt_boxes, depth_map, rng, distractor_prob=distractor_prob, n_expand=n_expand
-    ).steps
+    return plan_focus_detailed(gt_boxes, depth_map, rng, distractor_prob=distractor_prob, n_expand=n_expand).steps

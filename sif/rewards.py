@@ -5,6 +5,7 @@ strings) and the dataset's per-completion columns as keyword lists, and returns 
 completion. A completion that cannot be parsed scores 0; no reward raises on bad text.
 Variants of the public reference code are keyword options, bound with `functools.partial`.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,7 +57,9 @@ def format_reward(completions, **kwargs) -> list[float]:
     return [0.0 if validate_chain(completion_text(c)) else 1.0 for c in completions]
 
 
-def bbox_reward(completions, gt_boxes, *, positive_only: bool = False, pair_denominator: str = "min", **kwargs) -> list[float]:
+def bbox_reward(
+    completions, gt_boxes, *, positive_only: bool = False, pair_denominator: str = "min", **kwargs
+) -> list[float]:
     """Correction-enhanced grounding: s_end + (s_end − s_init), s = hiou(·, ground truth).
 
     `positive_only=True` is the reference's variant that adds the improvement only when positive.
@@ -95,13 +98,15 @@ def depth_reward(
     out = []
     for c, path, enc in zip(completions, depth_path, encodings):
         parsed = _parsed(c)
-        out.append(chain_depth_score(parsed.chain, path, enc, tolerance=tolerance, fractional=fractional)
-                   if parsed else 0.0)
+        out.append(
+            chain_depth_score(parsed.chain, path, enc, tolerance=tolerance, fractional=fractional) if parsed else 0.0
+        )
     return out
 
 
-def chain_depth_score(chain: Chain, depth_path, depth_encoding=None, *, tolerance: float = DEPTH_TOLERANCE,
-                      fractional: bool = False) -> float:
+def chain_depth_score(
+    chain: Chain, depth_path, depth_encoding=None, *, tolerance: float = DEPTH_TOLERANCE, fractional: bool = False
+) -> float:
     """`depth_reward` of one already parsed chain (callers holding the chain skip a re-parse)."""
     regions = [r for s in chain.steps for r in s.regions]
     if not regions:
@@ -195,9 +200,34 @@ def make_answer_reward(scorer: Scorer, store: ProgressStore, *, positive_only: b
 # ---------------------------------------------------------------- offline rule-based scorer
 
 _ARTICLES = {"a", "an", "the"}
-_WORD_NUMBERS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-    "sixteen seventeen eighteen nineteen twenty".split())}
+_WORD_NUMBERS = {
+    w: i
+    for i, w in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
+    )
+}
 _PUNCT = str.maketrans({c: " " for c in string.punctuation})
 
 
@@ -218,7 +248,9 @@ def _choice_letter(text: str) -> str | None:
     m = re.fullmatch(r"\(?([A-Ha-h])[\).:]?", t)
     if m:
         return m.group(1).upper()
-    m = re.search(r"(?:answer|option|choice)\s*(?:is|:)?\s*\(?([A-Ha-h])\b\)?", t, re.I) or re.match(r"\(?([A-H])[\).:]\s", t)
+    m = re.search(r"(?:answer|option|choice)\s*(?:is|:)?\s*\(?([A-Ha-h])\b\)?", t, re.I) or re.match(
+        r"\(?([A-H])[\).:]\s", t
+    )
     return m.group(1).upper() if m else None
 
 

@@ -6,6 +6,7 @@ a pinhole camera over flat ground (disparity grows linearly below the horizon; s
 normalized per image to the project convention (0 nearest, 1 farthest). The records are
 SIF-50K records (FORMATS §3) plus a few bookkeeping keys, so every consumer reads them alike.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,13 +23,26 @@ from sif.plan import FocusPlan, plan_focus_detailed
 from sif.prompts import sif_user_prompt
 
 COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (205, 40, 40), "green": (40, 160, 60), "blue": (40, 80, 210), "yellow": (235, 205, 40),
-    "purple": (130, 50, 170), "orange": (240, 130, 30), "white": (235, 235, 235), "black": (35, 35, 35),
+    "red": (205, 40, 40),
+    "green": (40, 160, 60),
+    "blue": (40, 80, 210),
+    "yellow": (235, 205, 40),
+    "purple": (130, 50, 170),
+    "orange": (240, 130, 30),
+    "white": (235, 235, 235),
+    "black": (35, 35, 35),
 }
 SHAPES: tuple[str, ...] = ("cube", "ball", "cylinder", "cone")
 PLURALS = {"cube": "cubes", "ball": "balls", "cylinder": "cylinders", "cone": "cones"}
 QUESTION_KINDS: tuple[str, ...] = (
-    "left_colour", "left_shape", "right_colour", "right_shape", "nearest", "farthest", "closer", "count",
+    "left_colour",
+    "left_shape",
+    "right_colour",
+    "right_shape",
+    "nearest",
+    "farthest",
+    "closer",
+    "count",
 )
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (256, 256), (240, 320), (384, 256))
 MIN_VISIBLE_FRACTION = 0.6  # a scene is redrawn when an object is more hidden than this
@@ -178,7 +192,7 @@ def _bulge(disparity: np.ndarray, mask: np.ndarray, ball: SceneObject, ground_h:
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if not len(rows):
         return
-    sl = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    sl = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     yy, xx = np.ogrid[sl]
     rr = ((xx + 0.5 - ball.cx) ** 2 + (yy + 0.5 - (ball.base_y - r)) ** 2) / (r * r)
     bump = 0.04 * (ball.size / ground_h) * np.sqrt(np.clip(1 - rr, 0, 1))
@@ -271,8 +285,12 @@ def _extreme_question(scene: Scene, kind: str, rng) -> Question | None:
 
 def _closer_question(scene: Scene, kind: str, rng) -> Question | None:
     objs = scene.objects
-    pairs = [(i, j) for i in range(len(objs)) for j in range(i + 1, len(objs))
-             if abs(objs[i].depth - objs[j].depth) >= DEPTH_MARGIN * 2]
+    pairs = [
+        (i, j)
+        for i in range(len(objs))
+        for j in range(i + 1, len(objs))
+        if abs(objs[i].depth - objs[j].depth) >= DEPTH_MARGIN * 2
+    ]
     if not pairs:
         return None
     i, j = pairs[int(rng.integers(len(pairs)))]
@@ -291,10 +309,14 @@ def _count_question(scene: Scene, kind: str, rng) -> Question | None:
 
 
 _QUESTION_MAKERS = {
-    "left_colour": _side_question, "left_shape": _side_question,
-    "right_colour": _side_question, "right_shape": _side_question,
-    "nearest": _extreme_question, "farthest": _extreme_question,
-    "closer": _closer_question, "count": _count_question,
+    "left_colour": _side_question,
+    "left_shape": _side_question,
+    "right_colour": _side_question,
+    "right_shape": _side_question,
+    "nearest": _extreme_question,
+    "farthest": _extreme_question,
+    "closer": _closer_question,
+    "count": _count_question,
 }
 
 
@@ -369,11 +391,16 @@ def make_sample(rng: np.random.Generator, config: SynthConfig = SynthConfig()) -
         return Sample(scene, q, Chain(steps, q.answer), gt, plan)
     raise ValueError(
         f"no {width}x{height} scene with {n_objects} objects fits a {kind!r} question after {SCENE_TRIES} tries; "
-        "use larger sizes or fewer objects")
+        "use larger sizes or fewer objects"
+    )
 
 
 def _record(sample: Sample, sample_id: str, split: str) -> dict:
-    image, depth_image, depth_map = f"images/{sample_id}.png", f"depth/{sample_id}_d.png", f"depth/{sample_id}_depth.png"
+    image, depth_image, depth_map = (
+        f"images/{sample_id}.png",
+        f"depth/{sample_id}_d.png",
+        f"depth/{sample_id}_depth.png",
+    )
     text = render_chain(sample.chain)
     problems = validate_chain(text)
     if problems:  # a template bug, not bad input: stop loudly

@@ -1,4 +1,5 @@
 """Strict-format checks over files: a single chain, or every assistant message of a SIF-50K JSON."""
+
 from __future__ import annotations
 
 import json

@@ -1,11 +1,12 @@
 """The shared OpenAI-compatible client against a real local HTTP server."""
+
 import asyncio
 
 import pytest
 from PIL import Image
 
-from datagen.chat_api import ChatClient, ChatConfig, ChatError, user_message
-from fake_openai import Reply, fake_openai_server
+from common.openai_client import ChatClient, ChatConfig, ChatError, user_message
+from tests.support.fake_openai import Reply, fake_openai_server
 
 
 def _cfg(server, **kw):
@@ -18,7 +19,9 @@ def _run(coro):
 
 async def _complete(cfg, n=1, **params):
     async with ChatClient(cfg) as c:
-        results = await asyncio.gather(*[c.complete([user_message("hi")], **params) for _ in range(n)], return_exceptions=True)
+        results = await asyncio.gather(
+            *[c.complete([user_message("hi")], **params) for _ in range(n)], return_exceptions=True
+        )
         return results, c
 
 
@@ -55,9 +58,11 @@ def test_unreachable_server_and_stalled_stream_raise_transport_and_timeout_error
         async with ChatClient(cfg) as c:
             return [piece async for piece in c.stream([user_message("hi")])]
 
-    with fake_openai_server(lambda req, n: Reply("one two three", chunk_delay_s=1.0)) as server:
-        with pytest.raises(ChatError, match="stalled") as info:
-            _run(stream(_cfg(server, timeout_s=0.3)))
+    with (
+        fake_openai_server(lambda req, n: Reply("one two three", chunk_delay_s=1.0)) as server,
+        pytest.raises(ChatError, match="stalled") as info,
+    ):
+        _run(stream(_cfg(server, timeout_s=0.3)))
     assert info.value.kind == "timeout"
 
 
@@ -71,10 +76,12 @@ def test_client_error_is_not_retried_and_key_is_sent_from_env(monkeypatch):
 
 def test_images_travel_as_data_urls_and_streaming_yields_deltas():
     with fake_openai_server(lambda req, n: Reply("one two three")) as server:
+
         async def go():
             async with ChatClient(_cfg(server)) as c:
                 msg = user_message("look", [Image.new("RGB", (4, 3), "red")])
                 return [d async for d in c.stream([msg])]
+
         deltas = _run(go())
         part = server.requests[0]["messages"][0]["content"][0]
     assert "".join(deltas) == "one two three" and len(deltas) == 3
@@ -84,6 +91,7 @@ def test_images_travel_as_data_urls_and_streaming_yields_deltas():
 def test_concurrency_is_bounded():
     with fake_openai_server(lambda req, n: Reply("x", delay_s=0.2)) as server:
         import time
+
         t = time.monotonic()
         results, _ = _run(_complete(_cfg(server, concurrency=4), n=8))
         elapsed = time.monotonic() - t
@@ -95,6 +103,7 @@ def test_concurrency_is_bounded():
 def test_rate_limit_spaces_requests(rate):
     with fake_openai_server(lambda req, n: Reply("x")) as server:
         import time
+
         t = time.monotonic()
         _run(_complete(_cfg(server, rate_limit_per_s=rate), n=5))
         assert time.monotonic() - t >= 4 / rate * 0.9

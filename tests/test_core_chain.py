@@ -1,4 +1,5 @@
 """Strict validation (one failing example per rule), lenient parsing and canonical rendering."""
+
 from __future__ import annotations
 
 import pytest
@@ -100,15 +101,19 @@ def test_problem_str_names_step_and_field():
 
 
 def test_lenient_recovers_from_missing_closing_tags():
-    r = parse_chain(f"<think>{AREA}<text>first look<area>[{{\"bbox_2d\":[0,0,1,1],\"depth\":0.5}}]</area><text>second</text><answer>red")
+    r = parse_chain(
+        f'<think>{AREA}<text>first look<area>[{{"bbox_2d":[0,0,1,1],"depth":0.5}}]</area><text>second</text><answer>red'
+    )
     assert [s.text for s in r.chain.steps] == ["first look", "second"]
     assert r.chain.answer == "red"
     assert any("not closed" in s for s in r.skipped)
 
 
 def test_lenient_salvages_bad_json_in_one_area():
-    text = ('<area>[{"bbox_2d":[0.1,0.2,0.3,0.4],"depth":0.5},{"bbox_2d":[0.5,0.5,0.9,0.9] "depth":0.7}</area>'
-            f"<text>broken</text>{AREA}<text>fine</text><answer>x</answer>")
+    text = (
+        '<area>[{"bbox_2d":[0.1,0.2,0.3,0.4],"depth":0.5},{"bbox_2d":[0.5,0.5,0.9,0.9] "depth":0.7}</area>'
+        f"<text>broken</text>{AREA}<text>fine</text><answer>x</answer>"
+    )
     r = parse_chain(text)
     assert len(r.chain.steps) == 2
     assert [reg.bbox for reg in r.chain.steps[0].regions] == [(0.1, 0.2, 0.3, 0.4), (0.5, 0.5, 0.9, 0.9)]
@@ -142,12 +147,20 @@ def regions(draw):
     return Region((x1 / 1000, y1 / 1000, x2 / 1000, y2 / 1000), draw(_grid) / 1000)
 
 
-_words = st.text(st.characters(blacklist_characters="<>", blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40).map(str.strip).filter(bool)
+_words = (
+    st.text(st.characters(blacklist_characters="<>", blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40)
+    .map(str.strip)
+    .filter(bool)
+)
 
 
 @st.composite
 def canonical_chains(draw):
-    steps = draw(st.lists(st.builds(Step, st.lists(regions(), min_size=1, max_size=3).map(tuple), _words), min_size=1, max_size=5))
+    steps = draw(
+        st.lists(
+            st.builds(Step, st.lists(regions(), min_size=1, max_size=3).map(tuple), _words), min_size=1, max_size=5
+        )
+    )
     return Chain(tuple(steps), draw(_words))
 
 

@@ -1,4 +1,5 @@
 """Depth decoding of the three encodings, box means, the decode cache and the palette."""
+
 from __future__ import annotations
 
 import os
@@ -8,7 +9,15 @@ import pytest
 from PIL import Image
 
 import sif.depth as depth_mod
-from sif.depth import SPECTRAL_R, DepthMap, clear_depth_cache, decode_image, encode_spectral_r, from_disparity, save_gray16
+from sif.depth import (
+    SPECTRAL_R,
+    DepthMap,
+    clear_depth_cache,
+    decode_image,
+    encode_spectral_r,
+    from_disparity,
+    save_gray16,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
 """HIoU edge cases and the exact union IoU against shapely."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -85,7 +86,7 @@ def test_global_iou_matches_a_fine_grid():
         def raster(bs):
             m = np.zeros((n, n), bool)
             for x1, y1, x2, y2 in bs:
-                m[round(y1 * n):round(y2 * n), round(x1 * n):round(x2 * n)] = True
+                m[round(y1 * n) : round(y2 * n), round(x1 * n) : round(x2 * n)] = True
             return m
 
         mp, mg = raster(p), raster(g)

@@ -1,4 +1,5 @@
 """Reverse-expansion planning: order, determinism, distractors, rounding and depths."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,7 +31,7 @@ def test_distractor_is_a_similar_box_away_from_the_focus():
         assert plan.kinds == ["whole", "distractor", "expansion", "gt"]
         (d,), (e,) = plan.steps[1], plan.steps[2]
         assert not boxes_overlap(d.bbox, e.bbox)
-        area = lambda b: (b[2] - b[0]) * (b[3] - b[1])  # noqa: E731
+        area = lambda b: (b[2] - b[0]) * (b[3] - b[1])
         assert 0.6 * area(e.bbox) <= area(d.bbox) <= 1.5 * area(e.bbox)
 
 

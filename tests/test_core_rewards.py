@@ -1,4 +1,5 @@
 """The four GRPO-SIF rewards in each mode, and the offline rule-based judge."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -26,7 +27,9 @@ def chain(*steps, answer="red") -> str:
     """Canonical chain text from step box lists (depth 0.5 unless given as (box, depth))."""
     out = []
     for boxes in steps:
-        regions = tuple(Region(tuple(b[0]), b[1]) if isinstance(b, tuple) and len(b) == 2 else Region(tuple(b), 0.5) for b in boxes)
+        regions = tuple(
+            Region(tuple(b[0]), b[1]) if isinstance(b, tuple) and len(b) == 2 else Region(tuple(b), 0.5) for b in boxes
+        )
         out.append(Step(regions, "look"))
     return render_chain(Chain(tuple(out), answer))
 
@@ -141,7 +144,12 @@ def test_answer_reward_positive_only():
 def test_answer_reward_groups_by_sample_id():
     store = InMemoryProgressStore()
     reward = make_answer_reward(rule_based_score, store)
-    reward(answers("red", "blue", "2", "2"), answer=["red", "red", "2", "2"], question=["q"] * 4, sample_id=["a", "a", "b", "b"])
+    reward(
+        answers("red", "blue", "2", "2"),
+        answer=["red", "red", "2", "2"],
+        question=["q"] * 4,
+        sample_id=["a", "a", "b", "b"],
+    )
     assert store.previous_mean("a") == 0.5 and store.previous_mean("b") == 1.0
     out = reward(answers("red", "3"), answer=["red", "2"], question=["q"] * 2, sample_id=["a", "b"])
     assert out == pytest.approx([1.5, -1.0])

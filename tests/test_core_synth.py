@@ -1,4 +1,5 @@
 """`sif synth`: records in the SIF-50K format, valid chains, boxes on objects, exact depths, speed."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,16 @@ from sif.geometry import boxes_overlap
 from sif.prompts import sif_user_prompt
 from sif.synthetic import PLURALS, QUESTION_KINDS, SynthConfig, make_dataset, make_sample, render_scene
 
-SIF50K_KEYS = {"dataset", "image", "depth_image", "problem", "normalized_solution_round", "response", "messages", "images"}
+SIF50K_KEYS = {
+    "dataset",
+    "image",
+    "depth_image",
+    "problem",
+    "normalized_solution_round",
+    "response",
+    "messages",
+    "images",
+}
 EXTRA_KEYS = {"id", "split", "width", "height", "depth_map", "question_kind"}
 runner = CliRunner()
 
@@ -103,7 +113,7 @@ def test_distractor_steps_never_touch_the_ground_truth(dataset):
             if "look elsewhere" in step.text:
                 seen += 1
                 assert i == 1 and len(step.regions) == 1
-                later = [b for s in steps[i + 1:] for b in s.boxes]
+                later = [b for s in steps[i + 1 :] for b in s.boxes]
                 assert not any(boxes_overlap(step.boxes[0], b) for b in later)
     assert 40 < seen < 160  # distractor_prob 0.5, sometimes impossible
 
@@ -156,16 +166,35 @@ def test_same_seed_same_data_and_prefix_stability(tmp_path):
     a = json.loads(make_dataset(tmp_path / "a", 5, seed=3).read_text())
     b = json.loads(make_dataset(tmp_path / "b", 8, seed=3).read_text())
     assert a == b[:5]
-    assert (tmp_path / "a/images/synth-000004.png").read_bytes() == (tmp_path / "b/images/synth-000004.png").read_bytes()
+    assert (tmp_path / "a/images/synth-000004.png").read_bytes() == (
+        tmp_path / "b/images/synth-000004.png"
+    ).read_bytes()
     c = json.loads(make_dataset(tmp_path / "c", 5, seed=4).read_text())
     assert c != a
 
 
 def test_knobs(tmp_path):
-    result = runner.invoke(app, [
-        "synth", str(tmp_path), "--n", "12", "--sizes", "200x120", "--kinds", "count,nearest",
-        "--min-objects", "3", "--max-objects", "3", "--distractor-prob", "0", "--split-ratio", "1",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "synth",
+            str(tmp_path),
+            "--n",
+            "12",
+            "--sizes",
+            "200x120",
+            "--kinds",
+            "count,nearest",
+            "--min-objects",
+            "3",
+            "--max-objects",
+            "3",
+            "--distractor-prob",
+            "0",
+            "--split-ratio",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     records = json.loads((tmp_path / "sif50k.json").read_text())
     assert {(r["width"], r["height"]) for r in records} == {(200, 120)}
@@ -197,7 +226,10 @@ def test_validate_command(dataset, tmp_path):
     ok = runner.invoke(app, ["validate", str(out / "sif50k.json")])
     assert ok.exit_code == 0 and "200 valid, 0 invalid" in ok.output
     broken = records[:3]
-    broken[1] = {**broken[1], "messages": [broken[1]["messages"][0], {"role": "assistant", "content": "<answer>x</answer>"}]}
+    broken[1] = {
+        **broken[1],
+        "messages": [broken[1]["messages"][0], {"role": "assistant", "content": "<answer>x</answer>"}],
+    }
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(broken))
     bad = runner.invoke(app, ["validate", str(path)])
@@ -219,6 +251,11 @@ def test_importing_sif_stays_light():
         "sif.synthetic, sif.draw, sif.validate, cli.main\n"
         "print(sorted(m for m in ('torch', 'transformers', 'gradio', 'trl', 'matplotlib') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.stdout.strip() == "[]"

@@ -1,4 +1,5 @@
 """`sif generate` end to end on a real SQLite store, against a real local OpenAI-compatible server."""
+
 import base64
 import io
 import json
@@ -12,20 +13,23 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from datagen.depth_source import DepthEstimator
-from datagen.generate import GenerateConfig, generate
-from datagen_fixtures import add_samples, chain_reply, instruction_text, planned_areas
+from datagen.generation import GenerateConfig, generate
 from db.store import Store
-from fake_openai import Reply, fake_openai_server
 from sif.chain import validate_chain
 from sif.depth import DepthMap
+from tests.support.datagen import add_samples, chain_reply, instruction_text, planned_areas
+from tests.support.fake_openai import Reply, fake_openai_server
 
 SECRET = "sk-test-secret-123"
 
 # Each case's question carries its name; the fake teacher behaves accordingly.
 VALID_CASES = ("ok", "prose", "drift_small", "rate_limited", "server_error", "slow")
 INVALID_CASES = {  # case -> words expected in the stored problems
-    "drift_large": "drifts", "malformed": "no <area>/<text> step", "truncated": "steps, the plan has",
-    "always_500": "teacher request failed", "broken_json": "teacher request failed",
+    "drift_large": "drifts",
+    "malformed": "no <area>/<text> step",
+    "truncated": "steps, the plan has",
+    "always_500": "teacher request failed",
+    "broken_json": "teacher request failed",
 }
 
 
@@ -73,9 +77,18 @@ def store(tmp_path):
 
 
 def _cfg(server, **kw):
-    base = dict(teacher="openai", base_url=server.base_url, model="teacher-m", api_key_env="SIF_TEST_KEY",
-                concurrency=4, timeout_s=1.0, max_retries=2, backoff_s=0.01, price_prompt_per_m=2.0,
-                price_completion_per_m=10.0)
+    base = dict(
+        teacher="openai",
+        base_url=server.base_url,
+        model="teacher-m",
+        api_key_env="SIF_TEST_KEY",
+        concurrency=4,
+        timeout_s=1.0,
+        max_retries=2,
+        backoff_s=0.01,
+        price_prompt_per_m=2.0,
+        price_completion_per_m=10.0,
+    )
     return GenerateConfig(**{**base, **kw})
 
 
@@ -110,7 +123,8 @@ def test_every_sample_ends_generated_or_invalid_with_its_reason(store, monkeypat
     assert (m["generated"], m["invalid"], m["request_failed"], m["skipped"]) == (6, 3, 2, 0)
     assert m["repaired"] >= 2 and m["retries"] >= 1 + 2 + 1 + 2  # 429, 503×2, the timeout, 500×2
     assert m["prompt_tokens"] > 0 and m["cost_usd"] == pytest.approx(
-        (m["prompt_tokens"] * 2.0 + m["completion_tokens"] * 10.0) / 1e6)
+        (m["prompt_tokens"] * 2.0 + m["completion_tokens"] * 10.0) / 1e6
+    )
     run = store.get_run(summary.run_id)
     assert run["status"] == "done" and run["metrics"]["generated"] == 6
     assert run["config"]["teacher"] == "openai" and run["config"]["base_url"] == server.base_url
@@ -132,7 +146,7 @@ def test_a_worker_process_that_dies_costs_no_reply(store, monkeypatch):
     paid for included, runs in the main process instead; every sample is stored."""
     import os
 
-    import datagen.generate as gen
+    import datagen.generation as gen
 
     main, real = os.getpid(), gen.check_reply
 
@@ -153,8 +167,13 @@ def test_a_worker_process_that_dies_costs_no_reply(store, monkeypatch):
 
 def test_template_teacher_limit_dataset_and_resume(store):
     add_samples(store, [f"Where is the mug {i}?" for i in range(5)], dataset="viscot")
-    other = add_samples(store, ["How many cups?"] * 1 + ["How many plates?"], dataset="tallyqa", seed=1,
-                        gt_boxes=((0.1, 0.1, 0.2, 0.2), (0.6, 0.6, 0.8, 0.9)))
+    other = add_samples(
+        store,
+        ["How many cups?"] * 1 + ["How many plates?"],
+        dataset="tallyqa",
+        seed=1,
+        gt_boxes=((0.1, 0.1, 0.2, 0.2), (0.6, 0.6, 0.8, 0.9)),
+    )
     first = generate(store, GenerateConfig(teacher="template", limit=3, dataset="viscot"), progress=False)
     assert first.metrics["generated"] == 3 and store.count(run_id=first.run_id) == 3
     assert store.count(origin="none", dataset="viscot") == 2 and store.count(origin="none", dataset="tallyqa") == 2
@@ -182,8 +201,12 @@ def test_missing_depth_is_estimated_once_cached_and_recorded(store):
         return np.tile(np.linspace(0, 1, w, dtype=np.float32), (h, 1))
 
     estimator = DepthEstimator("some-org/Depth-Model", estimate=estimate)
-    generate(store, GenerateConfig(teacher="template", depth_model="some-org/Depth-Model"), estimator=estimator,
-             progress=False)
+    generate(
+        store,
+        GenerateConfig(teacher="template", depth_model="some-org/Depth-Model"),
+        estimator=estimator,
+        progress=False,
+    )
     sample = store.get_sample(sid)
     assert sample.depth == f"depth/estimated/some-org_Depth-Model/{sid}.png" and sample.depth_encoding == "gray16_depth"
     depth = DepthMap.load(store.resolve(sample.depth), "gray16_depth")
@@ -214,8 +237,19 @@ def test_invalid_chains_are_redone_only_when_asked(store):
 def test_cli_generate_prints_a_summary(tmp_path):
     with Store.open(tmp_path / "sif.db") as s:
         add_samples(s, ["Where is it?", "What is it?"])
-    result = CliRunner().invoke(app, ["generate", "--db", str(tmp_path / "sif.db"), "--no-progress",
-                                      "--set", "distractor_prob=1.0", "--set", "seed=7"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "--db",
+            str(tmp_path / "sif.db"),
+            "--no-progress",
+            "--set",
+            "distractor_prob=1.0",
+            "--set",
+            "seed=7",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert re.search(r"run gen-\S+: 2 generated \(0 repaired\), 0 invalid", result.output)
     with Store.open(tmp_path / "sif.db") as s:
@@ -238,7 +272,7 @@ def test_generated_chains_open_in_the_workbench_like_imported_ones(store):
     bench = Workbench(store)
     opened = {sid: bench.open(sid) for sid in (imported, generated)}
     assert opened[generated].revision.origin == "generated" and opened[generated].revision.run_id == first.run_id
-    for sid, o in opened.items():
+    for o in opened.values():
         assert o.draft.to_chain() == o.revision.chain
         assert o.preview.format == 1.0 and o.preview.final_hiou == pytest.approx(1.0) and o.preview.depth == 1.0
         assert o.views.image.size == (64, 48) and o.views.strip.width > 64
@@ -259,12 +293,16 @@ def test_cli_estimates_missing_depth_with_the_tiny_model(tmp_path):
         rev = s.current_chain(sid)
         assert rev.valid and rev.depth_ok
         assert s.list_runs("generation")[0]["config"]["depth_model"] == "tiny"
-    bad = CliRunner().invoke(app, ["generate", "--db", str(db), "--depth-model", str(tmp_path / "no-model"),
-                                   "--retry-invalid", "--no-progress"])
+    bad = CliRunner().invoke(
+        app,
+        ["generate", "--db", str(db), "--depth-model", str(tmp_path / "no-model"), "--retry-invalid", "--no-progress"],
+    )
     assert bad.exit_code == 0 and "0 generated" in bad.output  # nothing left to do: no model is loaded
     with Store.open(db) as s:
         (other,) = add_samples(s, ["Where is the cup?"], depth=False, seed=3)
-    bad = CliRunner().invoke(app, ["generate", "--db", str(db), "--depth-model", str(tmp_path / "no-model"), "--no-progress"])
+    bad = CliRunner().invoke(
+        app, ["generate", "--db", str(db), "--depth-model", str(tmp_path / "no-model"), "--no-progress"]
+    )
     assert bad.exit_code == 1 and "no-model" in bad.output and "could not be loaded" in bad.output
     with Store.open(db) as s:
         assert s.list_runs("generation")[0]["status"] == "failed" and s.current_chain(other) is None
@@ -290,8 +328,17 @@ def test_step_images_from_worker_processes_match_those_made_in_threads(store):
     sent = {}
     for processes in (0, 2):
         with fake_openai_server(lambda req, n: Reply(chain_reply(planned_areas(req)))) as server:
-            summary = generate(store, _cfg(server, worker_processes=processes, step_image_max_side=300,
-                                           step_image_quality=60, retry_invalid=True), progress=False)
+            summary = generate(
+                store,
+                _cfg(
+                    server,
+                    worker_processes=processes,
+                    step_image_max_side=300,
+                    step_image_quality=60,
+                    retry_invalid=True,
+                ),
+                progress=False,
+            )
             assert summary.metrics["generated"] == 3
             sent[processes] = sorted(json.dumps(r["messages"]) for r in server.requests)
         for sid in ids:  # invalid again, so that the next run (retry_invalid) redoes them

@@ -1,4 +1,5 @@
 """Teacher instruction, template teacher and reply checking (extract, plan check, repair)."""
+
 import base64
 import io
 import json
@@ -26,7 +27,10 @@ def _reply_with(plan, boxes_of=None, texts=None, answer=ANSWER):
     """A reply in SIF format with the plan's regions (or changed boxes/texts)."""
     lines = ["<think>"]
     for i, regions in enumerate(plan.steps):
-        regs = [{"bbox_2d": list(b), "depth": 0.5} for b in (boxes_of(i, regions) if boxes_of else [r.bbox for r in regions])]
+        regs = [
+            {"bbox_2d": list(b), "depth": 0.5}
+            for b in (boxes_of(i, regions) if boxes_of else [r.bbox for r in regions])
+        ]
         lines.append(f"<area>{json.dumps(regs)}</area>")
         lines.append(f"<text>{texts[i] if texts else f'step {i + 1} looks here.'}</text>")
     lines += ["</think>", f"<answer>{answer}</answer>"]
@@ -65,7 +69,9 @@ def test_template_teacher_writes_a_valid_chain_that_follows_the_plan(plan):
 
 
 def test_prose_fences_drift_and_depths_are_repaired_to_the_plan(plan):
-    drifted = _reply_with(plan, boxes_of=lambda i, regs: [[round(min(max(v + 0.01, 0), 1), 4) for v in r.bbox] for r in regs])
+    drifted = _reply_with(
+        plan, boxes_of=lambda i, regs: [[round(min(max(v + 0.01, 0), 1), 4) for v in r.bbox] for r in regs]
+    )
     reply = "Sure! Here it is:\n```\n" + drifted + "\n```\nHope this helps."
     assert extract_chain_text(reply).startswith("<think>") and extract_chain_text(reply).endswith("</answer>")
     check = check_reply(reply, plan, ANSWER, tolerance=0.02)
@@ -80,8 +86,9 @@ def test_prose_fences_drift_and_depths_are_repaired_to_the_plan(plan):
 
 
 def test_regions_in_another_order_within_a_step_still_match(plan):
-    two = plan_focus_detailed([[0.05, 0.05, 0.15, 0.15], [0.8, 0.8, 0.95, 0.95]], np.zeros((10, 10)), 0,
-                              distractor_prob=0.0, n_expand=4)
+    two = plan_focus_detailed(
+        [[0.05, 0.05, 0.15, 0.15], [0.8, 0.8, 0.95, 0.95]], np.zeros((10, 10)), 0, distractor_prob=0.0, n_expand=4
+    )
     reply = _reply_with(two, boxes_of=lambda i, regs: [r.bbox for r in reversed(regs)])
     check = check_reply(reply, two, "2")
     assert check.ok and check.chain.final_boxes == [list(r.bbox) for r in two.steps[-1]]
@@ -93,13 +100,24 @@ def test_wrong_answer_is_replaced_by_the_ground_truth(plan):
     assert any("'blue' replaced" in r for r in check.repairs)
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda p, r: r.replace("<think>", "").replace("</think>", "").split("<area>", 1)[0], "no <area>/<text> step"),
-    (lambda p, r: _reply_with(p, boxes_of=lambda i, regs: [[0.0, 0.0, 0.2, 0.2]] if i == len(p.steps) - 1 else [x.bbox for x in regs]), "drifts"),
-    (lambda p, r: _reply_with(p, texts=["a"] * (len(p.steps) - 1) + ["   "]), "text is empty"),
-    (lambda p, r: r.replace("</text>\n<area>", "</text>\n<area>[]</area><text>extra</text>\n<area>", 1), "steps, the plan has"),
-    (lambda p, r: _reply_with(p, boxes_of=lambda i, regs: [x.bbox for x in regs] * 2), "region(s), the plan has"),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda p, r: r.replace("<think>", "").replace("</think>", "").split("<area>", 1)[0], "no <area>/<text> step"),
+        (
+            lambda p, r: _reply_with(
+                p, boxes_of=lambda i, regs: [[0.0, 0.0, 0.2, 0.2]] if i == len(p.steps) - 1 else [x.bbox for x in regs]
+            ),
+            "drifts",
+        ),
+        (lambda p, r: _reply_with(p, texts=["a"] * (len(p.steps) - 1) + ["   "]), "text is empty"),
+        (
+            lambda p, r: r.replace("</text>\n<area>", "</text>\n<area>[]</area><text>extra</text>\n<area>", 1),
+            "steps, the plan has",
+        ),
+        (lambda p, r: _reply_with(p, boxes_of=lambda i, regs: [x.bbox for x in regs] * 2), "region(s), the plan has"),
+    ],
+)
 def test_unrepairable_replies_are_invalid_with_a_reason(plan, mutate, expected):
     reply = mutate(plan, _reply_with(plan))
     check = check_reply(reply, plan, ANSWER)

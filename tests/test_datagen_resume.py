@@ -1,5 +1,6 @@
 """A `sif generate` process killed with SIGKILL midway, then resumed: no duplicate, no loss, and
 no image worker process left behind."""
+
 import os
 import signal
 import sqlite3
@@ -8,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from datagen_fixtures import add_samples, echo_teacher
 from db.store import Store
-from fake_openai import Reply, fake_openai_server
+from tests.support.datagen import add_samples, echo_teacher
+from tests.support.fake_openai import Reply, fake_openai_server
 
 N = 24
 SIF = str(Path(sys.executable).with_name("sif"))
@@ -48,12 +49,26 @@ def test_killed_run_resumes_with_exactly_one_generated_revision_per_sample(tmp_p
         ids = add_samples(store, [f"Where is mug {i}?" for i in range(N)])
     env = {**os.environ, "OPENAI_API_KEY": "sk-kill-test"}
     with fake_openai_server(lambda req, n: Reply(echo_teacher(req, n), delay_s=0.15)) as server:
-        args = [SIF, "generate", "--db", str(db), "--teacher", "openai", "--base-url", server.base_url,
-                "--model", "m", "--concurrency", "2", "--no-progress"]
+        args = [
+            SIF,
+            "generate",
+            "--db",
+            str(db),
+            "--teacher",
+            "openai",
+            "--base-url",
+            server.base_url,
+            "--model",
+            "m",
+            "--concurrency",
+            "2",
+            "--no-progress",
+        ]
         err = tmp_path / "first.err"
         with err.open("w") as stderr:  # with a worker process (all the CPU work), which must die with the run
-            proc = subprocess.Popen(args + ["--set", "worker_processes=1"], stdout=subprocess.DEVNULL, stderr=stderr,
-                                    env=env)
+            proc = subprocess.Popen(
+                args + ["--set", "worker_processes=1"], stdout=subprocess.DEVNULL, stderr=stderr, env=env
+            )
         workers: set[int] = set()
         try:
             deadline = time.monotonic() + 60

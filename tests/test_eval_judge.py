@@ -1,6 +1,7 @@
 """Open-VQA scoring through the OpenAI-compatible judge, against a real local server."""
-from fake_openai import Reply, fake_openai_server
-from training.evaluation.runner import EvalConfig, make_scorer
+
+from evaluation.runner import EvalConfig, make_scorer
+from tests.support.fake_openai import Reply, fake_openai_server
 
 
 def test_openai_judge_scores_and_counts_failures_instead_of_scoring_zero(monkeypatch):

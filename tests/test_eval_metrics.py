@@ -1,5 +1,6 @@
 """Evaluation metrics against independent references: pycocotools for AP, hand-computed REC
 cases, a table of tricky multiple-choice answers."""
+
 import contextlib
 import io
 import json
@@ -7,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from training.evaluation.choices import extract_choice
-from training.evaluation.detection import Detection, GroundTruth, coco_ap, nms_ap, ovdeval_nms
-from training.evaluation.metrics import aggregate, predicted_box, predicted_detections, score_record
-from training.evaluation.records import EvalRecord
+from evaluation.choices import extract_choice
+from evaluation.detection import Detection, GroundTruth, coco_ap, nms_ap, ovdeval_nms
+from evaluation.metrics import aggregate, predicted_box, predicted_detections, score_record
+from evaluation.records import EvalRecord
 
 # ---------------------------------------------------------------- AP vs pycocotools
 
@@ -23,15 +24,28 @@ def _pycocotools_ap(gts, dets, images):
     gt_json = {
         "images": [{"id": i, "width": 1000, "height": 1000} for i in images],
         "categories": [{"id": c, "name": str(c)} for c in cats],
-        "annotations": [{"id": k + 1, "image_id": g.image_id, "category_id": g.category_id, "bbox": list(g.bbox),
-                         "area": g.bbox[2] * g.bbox[3], "iscrowd": 0} for k, g in enumerate(gts)],
+        "annotations": [
+            {
+                "id": k + 1,
+                "image_id": g.image_id,
+                "category_id": g.category_id,
+                "bbox": list(g.bbox),
+                "area": g.bbox[2] * g.bbox[3],
+                "iscrowd": 0,
+            }
+            for k, g in enumerate(gts)
+        ],
     }
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()
         coco.dataset = json.loads(json.dumps(gt_json))
         coco.createIndex()
-        res = coco.loadRes([{"image_id": d.image_id, "category_id": d.category_id, "bbox": list(d.bbox),
-                             "score": d.score} for d in dets])
+        res = coco.loadRes(
+            [
+                {"image_id": d.image_id, "category_id": d.category_id, "bbox": list(d.bbox), "score": d.score}
+                for d in dets
+            ]
+        )
         ev = COCOeval(coco, res, "bbox")
         ev.evaluate()
         ev.accumulate()
@@ -52,11 +66,21 @@ def _random_case(seed, tied_scores=False):
             for _ in range(rng.integers(0, 3)):  # jittered true positives, sometimes with the wrong label
                 jit = rng.normal(0, 0.15, 4) * [w, h, w, h]
                 score = round(float(rng.uniform()), 1) if tied_scores else float(rng.uniform())
-                dets.append(Detection(img, cat if rng.uniform() < 0.8 else int(rng.integers(1, 4)),
-                                      (x + jit[0], y + jit[1], max(w + jit[2], 5), max(h + jit[3], 5)), score))
+                dets.append(
+                    Detection(
+                        img,
+                        cat if rng.uniform() < 0.8 else int(rng.integers(1, 4)),
+                        (x + jit[0], y + jit[1], max(w + jit[2], 5), max(h + jit[3], 5)),
+                        score,
+                    )
+                )
         for _ in range(rng.integers(0, 4)):  # pure false positives
             score = round(float(rng.uniform()), 1) if tied_scores else float(rng.uniform())
-            dets.append(Detection(img, int(rng.integers(1, 4)), tuple(rng.uniform(0, 500, 2)) + tuple(rng.uniform(10, 200, 2)), score))
+            dets.append(
+                Detection(
+                    img, int(rng.integers(1, 4)), tuple(rng.uniform(0, 500, 2)) + tuple(rng.uniform(10, 200, 2)), score
+                )
+            )
     return gts, dets, images
 
 
@@ -92,13 +116,22 @@ def test_same_box_for_positive_and_hard_negative_is_penalized():
 
 
 def _rec(gt, width=200, height=100):
-    return EvalRecord(id="r", kind="rec", dataset="refcoco", question="q", width=width, height=height,
-                      gt_boxes=[gt], category="refcoco/val")
+    return EvalRecord(
+        id="r",
+        kind="rec",
+        dataset="refcoco",
+        question="q",
+        width=width,
+        height=height,
+        gt_boxes=[gt],
+        category="refcoco/val",
+    )
 
 
 def _chain(*steps, answer="done"):
     areas = "".join(
-        f'<area>{json.dumps([{"bbox_2d": b, "depth": 0.5} for b in boxes])}</area><text>look</text>' for boxes in steps)
+        f"<area>{json.dumps([{'bbox_2d': b, 'depth': 0.5} for b in boxes])}</area><text>look</text>" for boxes in steps
+    )
     return f"<think>{areas}</think><answer>{answer}</answer>"
 
 
@@ -130,12 +163,25 @@ def test_rec_final_step_wins_over_earlier_steps():
 
 CHOICES = ["rotated left", "rotated right", "left"]
 TRICKY = [
-    ("(B)", 1), ("B.", 1), ("B", 1), ("b)", 1), ("The answer is b", 1), ("Answer: C", 2),
-    ("The correct option is (a).", 0), ("rotated right", 1), ("It was rotated right.", 1),
+    ("(B)", 1),
+    ("B.", 1),
+    ("B", 1),
+    ("b)", 1),
+    ("The answer is b", 1),
+    ("Answer: C", 2),
+    ("The correct option is (a).", 0),
+    ("rotated right", 1),
+    ("It was rotated right.", 1),
     ("left", 2),  # "left" alone is option C, not part of "rotated left"
-    ("(A) rotated left", 0), ("A. rotated left", 0),
-    ("A or B", None), ("A and C", None), ("B, or maybe A", None),
-    ("rotated left or rotated right", None), ("I cannot tell", None), ("", None), ("E", None),
+    ("(A) rotated left", 0),
+    ("A. rotated left", 0),
+    ("A or B", None),
+    ("A and C", None),
+    ("B, or maybe A", None),
+    ("rotated left or rotated right", None),
+    ("I cannot tell", None),
+    ("", None),
+    ("E", None),
     ("The answer is a rotated view", None),  # an article, not option A
 ]
 
@@ -151,8 +197,12 @@ def test_article_a_is_not_option_a():
 
 
 def test_mc_accuracy_per_category():
-    recs = [EvalRecord(id=str(i), kind="mc", dataset="cvbench", question="q", choices=["yes", "no"], answer="yes",
-                       category=cat) for i, cat in enumerate(["2D Count", "2D Count", "3D Depth"])]
+    recs = [
+        EvalRecord(
+            id=str(i), kind="mc", dataset="cvbench", question="q", choices=["yes", "no"], answer="yes", category=cat
+        )
+        for i, cat in enumerate(["2D Count", "2D Count", "3D Depth"])
+    ]
     scores = [score_record(r, f"<answer>{a}</answer>") for r, a in zip(recs, ["(A)", "B", "yes"])]
     m = aggregate("mc", recs, scores)
     assert m["2D Count"]["accuracy"] == 0.5 and m["3D Depth"]["accuracy"] == 1.0
@@ -163,9 +213,11 @@ def test_mc_accuracy_per_category():
 
 
 def test_ovd_detections_ranked_by_listing_order():
-    text = ('<answer>```json\n[{"bbox_2d": [10, 10, 110, 60], "label": "Red Mug"}, '
-            '{"bbox_2d": [0.5, 0.5, 0.9, 0.9], "label": "blue mug"}, {"bbox_2d": [1, 2], "label": "red mug"}, '
-            '{"bbox_2d": [0, 0, 5, 5], "label": "cat"}]\n```</answer>')
+    text = (
+        '<answer>```json\n[{"bbox_2d": [10, 10, 110, 60], "label": "Red Mug"}, '
+        '{"bbox_2d": [0.5, 0.5, 0.9, 0.9], "label": "blue mug"}, {"bbox_2d": [1, 2], "label": "red mug"}, '
+        '{"bbox_2d": [0, 0, 5, 5], "label": "cat"}]\n```</answer>'
+    )
     dets, skipped = predicted_detections(text, ["red mug", "blue mug"], 200, 100)
     assert [d["label"] for d in dets] == ["red mug", "blue mug"]
     assert dets[0]["box"] == pytest.approx([0.05, 0.1, 0.55, 0.6]) and dets[0]["score"] > dets[1]["score"]
@@ -173,9 +225,13 @@ def test_ovd_detections_ranked_by_listing_order():
 
 
 def test_vqa_mean_per_subtask_with_rule_based_scorer():
-    recs = [EvalRecord(id=str(i), kind="vqa", dataset="viscot", question="q", answer=a, category=c)
-            for i, (a, c) in enumerate([("red", "gqa"), ("3", "gqa"), ("yes", "vsr")])]
-    scores = [score_record(r, t) for r, t in zip(recs, ["<answer>red</answer>", "<answer>four</answer>", "Yes, it is."])]
+    recs = [
+        EvalRecord(id=str(i), kind="vqa", dataset="viscot", question="q", answer=a, category=c)
+        for i, (a, c) in enumerate([("red", "gqa"), ("3", "gqa"), ("yes", "vsr")])
+    ]
+    scores = [
+        score_record(r, t) for r, t in zip(recs, ["<answer>red</answer>", "<answer>four</answer>", "Yes, it is."])
+    ]
     m = aggregate("vqa", recs, scores)
     assert m["gqa"]["score"] == 0.5 and m["vsr"]["score"] == 1.0
     assert m["overall"]["mean_of_subtasks"] == 0.75

@@ -1,5 +1,6 @@
 """`sif eval` end to end on a real SQLite store: REC on the 10,834 RefCOCO val records with a
 scripted predictor of known error, a run killed midway and resumed, reports and `--paper`."""
+
 import json
 import math
 import os
@@ -17,9 +18,9 @@ from shapely.geometry import box as shapely_box
 from typer.testing import CliRunner
 
 from cli.main import app
-from training.evaluation.runner import EvalConfig, run_eval
+from evaluation.runner import EvalConfig, run_eval
+from tests.support.shared_data import REC_FILE
 
-from shared_data import REC_FILE
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 
@@ -33,7 +34,7 @@ def _store(path):
 def _expected_rec_metrics(path, seed=0, lo=0.2, hi=0.8):
     """Independent of the package: the scripted predictor's documented rule, shapely IoU."""
     per_split = defaultdict(list)
-    for line in open(path):
+    for line in Path(path).read_text().splitlines():
         row = json.loads(line)
         w, h = row["width"], row["height"]
         x1, y1, x2, y2 = row["bbox"]
@@ -45,8 +46,10 @@ def _expected_rec_metrics(path, seed=0, lo=0.2, hi=0.8):
         pred = [float(f"{v:.3f}") for v in (cx - hw, cy - hh, cx + hw, cy + hh)]  # the chain's 3 decimals
         a, b = shapely_box(*pred), shapely_box(*gt)
         per_split[f"refcoco/{row['split']}"].append(a.intersection(b).area / a.union(b).area)
-    return {k: {"n": len(v), "acc@0.5": sum(i >= 0.5 for i in v) / len(v), "miou": sum(v) / len(v)}
-            for k, v in per_split.items()}
+    return {
+        k: {"n": len(v), "acc@0.5": sum(i >= 0.5 for i in v) / len(v), "miou": sum(v) / len(v)}
+        for k, v in per_split.items()
+    }
 
 
 @pytest.mark.slow
@@ -88,8 +91,21 @@ def test_killed_run_resumes_with_one_prediction_per_record(tmp_path):
     """A real `sif eval` process killed midway (SIGKILL), then `--resume`: one prediction each."""
     db = tmp_path / "sif.db"
     env = {**os.environ, "SIF_DB": str(db), "PYTHONPATH": str(ROOT)}
-    cmd = [str(Path(sys.executable).parent / "sif"), "eval", "rec", "--data", REC_FILE, "--backend", "scripted",
-           "--limit", "4000", "--images", str(tmp_path), "--out", str(tmp_path / "reports")]
+    cmd = [
+        str(Path(sys.executable).parent / "sif"),
+        "eval",
+        "rec",
+        "--data",
+        REC_FILE,
+        "--backend",
+        "scripted",
+        "--limit",
+        "4000",
+        "--images",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "reports"),
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     made = 0
@@ -105,8 +121,23 @@ def test_killed_run_resumes_with_one_prediction_per_record(tmp_path):
     before = len(_store(db).run_predictions(run_id))
     assert before < 4000
 
-    out = CliRunner().invoke(app, ["eval", "rec", "--db", str(db), "--data", REC_FILE, "--backend", "scripted",
-                                   "--resume", str(run_id), "--out", str(tmp_path / "reports")])
+    out = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "rec",
+            "--db",
+            str(db),
+            "--data",
+            REC_FILE,
+            "--backend",
+            "scripted",
+            "--resume",
+            str(run_id),
+            "--out",
+            str(tmp_path / "reports"),
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert f"{4000 - before} new predictions" in out.output
     store = _store(db)
@@ -129,8 +160,21 @@ def test_synth_runs_and_report_compares_with_paper(tmp_path):
     data = _synth_data(tmp_path)
     db = tmp_path / "sif.db"
     runner = CliRunner()
-    res = runner.invoke(app, ["eval", "synth", "--db", str(db), "--data", str(data), "--backend", "scripted",
-                              "--out", str(tmp_path / "reports")])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "synth",
+            "--db",
+            str(db),
+            "--data",
+            str(data),
+            "--backend",
+            "scripted",
+            "--out",
+            str(tmp_path / "reports"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     run_id = _store(db).list_runs(kind="evaluation")[0]["id"]
     metrics = _store(db).get_run(run_id)["metrics"]["overall"]
@@ -139,10 +183,35 @@ def test_synth_runs_and_report_compares_with_paper(tmp_path):
     assert metrics["depth_consistency"] == 1.0
 
     cv = tmp_path / "cv.jsonl"
-    cv.write_text(json.dumps({"idx": 1, "type": "2D", "task": "Count", "image": "a.png", "question": "How many?",
-                              "choices": ["1", "2"], "answer": "(B)"}) + "\n")
-    res = runner.invoke(app, ["eval", "cvbench", "--db", str(db), "--data", str(cv), "--backend", "scripted",
-                              "--out", str(tmp_path / "reports")])
+    cv.write_text(
+        json.dumps(
+            {
+                "idx": 1,
+                "type": "2D",
+                "task": "Count",
+                "image": "a.png",
+                "question": "How many?",
+                "choices": ["1", "2"],
+                "answer": "(B)",
+            }
+        )
+        + "\n"
+    )
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "cvbench",
+            "--db",
+            str(db),
+            "--data",
+            str(cv),
+            "--backend",
+            "scripted",
+            "--out",
+            str(tmp_path / "reports"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     runs = [r["id"] for r in _store(db).list_runs(kind="evaluation")]
     res = runner.invoke(app, ["eval", "report", *runs, "--db", str(db), "--paper"])
@@ -156,23 +225,57 @@ def test_eval_settings_from_yaml_with_set_and_flag_overrides(tmp_path):
     config = tmp_path / "eval.yaml"
     config.write_text((CONFIGS / "eval.yaml").read_text() + f"data: {data}\nlimit: 10\n")
     runner = CliRunner()
-    res = runner.invoke(app, ["eval", "synth", "--db", str(tmp_path / "sif.db"), "--config", str(config),
-                              "--set", "suffix=rl", "--set", "limit=4", "--backend", "scripted",
-                              "--out", str(tmp_path / "reports")])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "synth",
+            "--db",
+            str(tmp_path / "sif.db"),
+            "--config",
+            str(config),
+            "--set",
+            "suffix=rl",
+            "--set",
+            "limit=4",
+            "--backend",
+            "scripted",
+            "--out",
+            str(tmp_path / "reports"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     run = _store(tmp_path / "sif.db").list_runs(kind="evaluation")[0]
     assert (run["config"]["backend"], run["config"]["suffix"], run["config"]["limit"]) == ("scripted", "rl", 4)
     assert run["metrics"]["overall"]["n"] == 4
-    res = runner.invoke(app, ["eval", "synth", "--db", str(tmp_path / "sif.db"), "--config", str(config),
-                              "--set", "limit=4", "--limit", "2", "--backend", "scripted",
-                              "--out", str(tmp_path / "reports")])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "synth",
+            "--db",
+            str(tmp_path / "sif.db"),
+            "--config",
+            str(config),
+            "--set",
+            "limit=4",
+            "--limit",
+            "2",
+            "--backend",
+            "scripted",
+            "--out",
+            str(tmp_path / "reports"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert _store(tmp_path / "sif.db").list_runs(kind="evaluation")[0]["config"]["limit"] == 2  # the flag wins
-    res = runner.invoke(app, ["eval", "synth", "--db", str(tmp_path / "sif.db"), "--config", str(config),
-                              "--set", "limit=0"])
+    res = runner.invoke(
+        app, ["eval", "synth", "--db", str(tmp_path / "sif.db"), "--config", str(config), "--set", "limit=0"]
+    )
     assert res.exit_code == 1 and "limit must be a whole number of at least 1" in res.output
-    res = runner.invoke(app, ["eval", "synth", "--db", str(tmp_path / "sif.db"), "--config", str(config),
-                              "--set", "colour=red"])
+    res = runner.invoke(
+        app, ["eval", "synth", "--db", str(tmp_path / "sif.db"), "--config", str(config), "--set", "colour=red"]
+    )
     assert res.exit_code == 1 and "unknown setting(s) colour" in res.output
     res = runner.invoke(app, ["eval", "synth", "--db", str(tmp_path / "sif.db")])
     assert res.exit_code == 1 and "data: required" in res.output
@@ -190,7 +293,10 @@ def test_stopped_run_resumes_in_process(tmp_path):
         rest = run_eval(store, config, resume=first.run_id, progress=False)
         assert rest.predicted == rest.total - 5
         assert len(store.run_predictions(first.run_id)) == rest.total
-        assert sum(len(store.run_revisions(sid, first.run_id)) for sid in store.run_predictions(first.run_id)) == rest.total
+        assert (
+            sum(len(store.run_revisions(sid, first.run_id)) for sid in store.run_predictions(first.run_id))
+            == rest.total
+        )
 
 
 def test_unknown_run_and_bad_data_fail_clearly(tmp_path):

@@ -1,4 +1,5 @@
 """Backends: every one that runs here returns text that parse_chain reads; one prompt, one sampling API."""
+
 from __future__ import annotations
 
 import base64
@@ -8,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fake_openai import Reply, fake_openai_server
-from inference_fixtures import CANNED_TEXT, HEIGHT, WIDTH, chain_server, scene_depth, scene_files, scene_image, tiny_model_dir  # noqa: F401
+from inference.backends import Sampling, load_backend, prepare_images
 from sif.chain import parse_chain
 from sif.depth import decode_image, encode_spectral_r
 from sif.prompts import RL_SUFFIX, SIF_SUFFIX, sif_question
-from training.backends import Sampling, load_backend, prepare_images
+from tests.support.fake_openai import Reply, fake_openai_server
+from tests.support.inference import CANNED_TEXT, HEIGHT, WIDTH, scene_depth, scene_image
 
 
 def _decode_data_url(url: str) -> Image.Image:
@@ -28,7 +29,11 @@ def _decode_data_url(url: str) -> Image.Image:
 def test_sampling_is_greedy_at_temperature_zero_and_rejects_unknown_keys():
     assert Sampling().hf() == {"max_new_tokens": 1024, "do_sample": False}
     assert Sampling(temperature=0.7, top_p=0.9, max_new_tokens=8).hf() == {
-        "max_new_tokens": 8, "do_sample": True, "temperature": 0.7, "top_p": 0.9}
+        "max_new_tokens": 8,
+        "do_sample": True,
+        "temperature": 0.7,
+        "top_p": 0.9,
+    }
     assert Sampling(temperature=0.7, do_sample=False).openai()["temperature"] == 0.0
     assert Sampling(do_sample=True).openai()["temperature"] == 1.0
     with pytest.raises(TypeError):
@@ -106,7 +111,7 @@ def test_openai_backend_streams_deltas_with_other_suffixes(chain_server):
 
 
 def test_openai_backend_server_errors_surface():
-    from datagen.chat_api import ChatError
+    from common.openai_client import ChatError
 
     with fake_openai_server(lambda request, n: Reply("bad request", status=400)) as server:
         backend = load_backend("openai", "m", base_url=server.base_url, depth_model="flat")
@@ -119,8 +124,8 @@ def test_openai_backend_server_errors_surface():
 # ---------------------------------------------------------------- Hugging Face
 
 
-def test_hf_backend_on_the_tiny_model_generates_and_streams(tiny_model_dir):
-    backend = load_backend("hf", str(tiny_model_dir), depth_model="flat")
+def test_hf_backend_on_the_tiny_model_generates_and_streams(tiny_model):
+    backend = load_backend("hf", str(tiny_model), depth_model="flat")
     text = backend.generate(scene_image(), None, "What colour is the block?", max_new_tokens=24)
     assert isinstance(text, str) and text
     parse_chain(text)  # random weights write garbage; parsing it must still work
@@ -128,20 +133,22 @@ def test_hf_backend_on_the_tiny_model_generates_and_streams(tiny_model_dir):
     assert len(pieces) > 1 and "".join(pieces) == text  # greedy: the stream is the same text
 
 
-def test_hf_backend_prompt_holds_two_images_then_the_question(tiny_model_dir):
-    backend = load_backend("hf", str(tiny_model_dir), depth_model="flat")
+def test_hf_backend_prompt_holds_two_images_then_the_question(tiny_model):
+    backend = load_backend("hf", str(tiny_model), depth_model="flat")
     images = prepare_images(scene_image(), None, depth_model="flat")
     inputs = backend._inputs(images, "Which is nearer?", SIF_SUFFIX)
     assert inputs["image_grid_thw"].shape[0] == 2
     prompt = backend.processor.tokenizer.decode(inputs["input_ids"][0])
-    assert prompt.index("Original image:") < prompt.index("Depth image:") < prompt.index("Which is nearer? " + SIF_SUFFIX)
+    assert (
+        prompt.index("Original image:") < prompt.index("Depth image:") < prompt.index("Which is nearer? " + SIF_SUFFIX)
+    )
     assert prompt.count("<|vision_start|>") == 2
 
 
-def test_closing_an_hf_stream_early_stops_generation(tiny_model_dir):
+def test_closing_an_hf_stream_early_stops_generation(tiny_model):
     import time
 
-    backend = load_backend("hf", str(tiny_model_dir), depth_model="flat")
+    backend = load_backend("hf", str(tiny_model), depth_model="flat")
     stream = backend.stream(scene_image(), None, "q", max_new_tokens=4000, temperature=1.0)
     next(stream)
     start = time.monotonic()
@@ -149,15 +156,15 @@ def test_closing_an_hf_stream_early_stops_generation(tiny_model_dir):
     assert time.monotonic() - start < 5  # joined a stopped thread, not a 4000-token generation
 
 
-def test_hf_backend_loads_a_lora_adapter_directory(tiny_model_dir, tmp_path):
+def test_hf_backend_loads_a_lora_adapter_directory(tiny_model, tmp_path):
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForImageTextToText
 
-    base = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    base = AutoModelForImageTextToText.from_pretrained(tiny_model)
     lora = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    lora.save_pretrained(tmp_path / "adapter")  # records tiny_model_dir as base_model_name_or_path
+    lora.save_pretrained(tmp_path / "adapter")  # records tiny_model as base_model_name_or_path
     backend = load_backend("hf", str(tmp_path / "adapter"), depth_model="flat")
-    assert isinstance(backend.model, PeftModel) and backend.model_name == str(tiny_model_dir)
+    assert isinstance(backend.model, PeftModel) and backend.model_name == str(tiny_model)
     assert isinstance(backend.generate(scene_image(), None, "q", max_new_tokens=4), str)
 
 
@@ -174,6 +181,7 @@ def test_vllm_backend_without_vllm_says_how_to_install():
     pytest.importorskip("torch")
     try:
         import vllm  # noqa: F401
+
         pytest.skip("vLLM is installed here; the backend is exercised on GPU machines")
     except ImportError:
         pass
@@ -181,12 +189,17 @@ def test_vllm_backend_without_vllm_says_how_to_install():
         load_backend("vllm", "some/model")
 
 
-def test_hf_without_a_model_uses_the_embedded_demo_model(tiny_model_dir, tmp_path, monkeypatch):
-    """No --model: the demo model under $SIF_HOME (here a tiny one put in its place, not trained)."""
+def test_the_demo_model_is_named_never_built_as_a_side_effect(tiny_model, tmp_path, monkeypatch):
+    """`--model demo`: the demo model under $SIF_HOME (here a tiny one put in its place, not trained)."""
     import shutil
 
     monkeypatch.setenv("SIF_HOME", str(tmp_path))
-    shutil.copytree(tiny_model_dir, tmp_path / "tiny-demo" / "model")
-    backend = load_backend("hf")
+    with pytest.raises(ValueError, match="hf backend needs --model.*sif train demo-run"):
+        load_backend("hf")
+    with pytest.raises(ValueError, match="not built yet.*sif train demo-run"):
+        load_backend("hf", "demo")
+    assert not (tmp_path / "tiny-demo").exists()
+    shutil.copytree(tiny_model, tmp_path / "tiny-demo" / "model")
+    backend = load_backend("hf", "demo")
     assert backend.model_name == str(tmp_path / "tiny-demo" / "model") and backend.depth_model == "flat"
     parse_chain(backend.generate(scene_image(), None, "What colour is the block?", max_new_tokens=8))

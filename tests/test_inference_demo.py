@@ -1,5 +1,6 @@
 """`sif demo`: steps are drawn as they stream in, invalid output stays visible, and the real app
 in real chromium shows the step images (screenshots under artifacts/screenshots/)."""
+
 from __future__ import annotations
 
 import json
@@ -11,15 +12,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fake_openai import Reply, fake_openai_server
-from inference_fixtures import CANNED, CANNED_TEXT, chain_server, scene_depth, scene_image, tiny_model_dir  # noqa: F401
+from inference.backends import load_backend, prepare_images
+from inference.demo_app import DemoConfig, completed_steps, demo_scenes, launch_demo, think
 from sif.chain import parse_chain
 from sif.draw import step_colour
-from training.backends import load_backend, prepare_images
-from workbench.demo import DemoConfig, completed_steps, demo_scenes, launch_demo, think
+from tests.support.fake_openai import Reply, fake_openai_server
+from tests.support.inference import CANNED, CANNED_TEXT, scene_depth, scene_image
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 
 
@@ -50,7 +57,7 @@ def test_streaming_draws_the_first_step_before_generation_ends(chain_server):
     assert tuple(arr[60, 12]) == step_colour(1)  # step 2's left edge: x = 0.05 · 240
     assert views[first].overlay.size == (240, 120) and views[first].depth_overlay.size == (240, 120)
     # Views between step changes carry no new images (the page keeps what it shows).
-    assert any(v.overlay is None for v in views[first + 1:])
+    assert any(v.overlay is None for v in views[first + 1 :])
     last = views[-1]
     assert last.done and last.n_steps == 3
     assert "Valid chain" in last.status and ">red<" in last.answer and last.steps.count("<li") == 3
@@ -108,12 +115,14 @@ def _serve(config: DemoConfig):
 
 def _scene_teacher(scenes: Path):
     """Replies to a question about a demo scene with that scene's own (valid) chain, streamed slowly."""
+
     def respond(request, n):
         asked = request["messages"][0]["content"][-1]["text"]
         for record in json.loads((scenes / "sif50k.json").read_text()):
             if record["problem"] in asked:
                 return Reply(record["messages"][1]["content"], chunk_delay_s=0.08)
         return Reply("not a demo scene", status=400)
+
     return respond
 
 
@@ -121,7 +130,9 @@ def _scene_teacher(scenes: Path):
 def test_demo_in_chromium_shows_steps_as_they_stream(browser, tmp_path):
     scenes = tmp_path / "scenes"
     with fake_openai_server(_scene_teacher(scenes)) as server:
-        app, url = _serve(DemoConfig(backend="openai", model="m", base_url=server.base_url, scenes=3, scenes_dir=scenes))
+        app, url = _serve(
+            DemoConfig(backend="openai", model="m", base_url=server.base_url, scenes=3, scenes_dir=scenes)
+        )
         record = json.loads((scenes / "sif50k.json").read_text())[0]
         n_steps = len(parse_chain(record["messages"][1]["content"]).chain.steps)
         try:
@@ -151,10 +162,10 @@ def test_demo_in_chromium_shows_steps_as_they_stream(browser, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_demo_in_chromium_with_the_tiny_hf_model(browser, tiny_model_dir, tmp_path):
+def test_demo_in_chromium_with_the_tiny_hf_model(browser, tiny_model, tmp_path):
     upload = tmp_path / "upload.png"
     scene_image().save(upload)
-    app, url = _serve(DemoConfig(backend="hf", model=str(tiny_model_dir), depth_model="tiny", scenes=0, max_new_tokens=16))
+    app, url = _serve(DemoConfig(backend="hf", model=str(tiny_model), depth_model="tiny", scenes=0, max_new_tokens=16))
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)

@@ -1,5 +1,6 @@
 """Depth for new images: Depth Anything through transformers (the tiny offline config), in the
 project's convention, written as gray16_depth + spectral_r; `sif depth` carries on past bad files."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +33,9 @@ def test_estimate_turns_disparity_into_depth_near_is_zero():
     inputs = loaded.processor(images=img, return_tensors="pt")
     with torch.no_grad():
         raw = loaded.model(**inputs)
-    disparity = loaded.processor.post_process_depth_estimation(raw, target_sizes=[(42, 70)])[0]["predicted_depth"].numpy()
+    disparity = loaded.processor.post_process_depth_estimation(raw, target_sizes=[(42, 70)])[0][
+        "predicted_depth"
+    ].numpy()
     depth = estimate_depth(img, "tiny")
     np.testing.assert_allclose(depth, from_disparity(disparity), atol=1e-6)
     assert depth.flat[disparity.argmax()] == 0.0 and depth.flat[disparity.argmin()] == 1.0
@@ -58,7 +61,9 @@ def test_sif_depth_writes_maps_and_reports_bad_files(tmp_path):
     _image().save(good)
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
-    result = CliRunner().invoke(app, ["depth", str(good), str(bad), "--depth-model", "tiny", "--out", str(tmp_path / "out"), "--no-progress"])
+    result = CliRunner().invoke(
+        app, ["depth", str(good), str(bad), "--depth-model", "tiny", "--out", str(tmp_path / "out"), "--no-progress"]
+    )
     assert result.exit_code == 1, result.output
     assert "wrote 1 depth map(s)" in result.output and "1 failed" in result.output
     assert "bad.png" in result.output

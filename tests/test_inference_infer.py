@@ -1,4 +1,5 @@
 """`sif infer`: the chain, its validity and each step's regions; overlays on the right pixels."""
+
 from __future__ import annotations
 
 import json
@@ -8,13 +9,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cli.main import app
-from fake_openai import Reply, fake_openai_server
-from inference_fixtures import CANNED, CANNED_TEXT, HEIGHT, WIDTH, chain_server, scene_depth, scene_files, tiny_model_dir  # noqa: F401
+from inference.backends import load_backend
+from inference.infer import run_inference, write_outputs
 from sif.depth import DepthMap
 from sif.draw import step_colour
 from sif.geometry import to_pixels
-from training.backends import load_backend
-from training.infer import run_inference, write_outputs
+from tests.support.fake_openai import Reply, fake_openai_server
+from tests.support.inference import CANNED, CANNED_TEXT, HEIGHT, WIDTH, scene_depth
 
 
 def _assert_box_drawn(img: Image.Image, box, colour):
@@ -35,8 +36,20 @@ def test_overlays_land_on_the_right_pixels_of_a_non_square_image(chain_server, s
     assert result.valid and result.parsed.chain == CANNED
     paths = write_outputs(result, tmp_path / "out")
     names = sorted(p.name for p in paths)
-    assert names == sorted(["step_01.png", "step_01_depth.png", "step_02.png", "step_02_depth.png", "step_03.png",
-                            "step_03_depth.png", "chain.png", "strip.png", "depth_d.png", "summary.json"])
+    assert names == sorted(
+        [
+            "step_01.png",
+            "step_01_depth.png",
+            "step_02.png",
+            "step_02_depth.png",
+            "step_03.png",
+            "step_03_depth.png",
+            "chain.png",
+            "strip.png",
+            "depth_d.png",
+            "summary.json",
+        ]
+    )
     for i, step in enumerate(CANNED.steps):
         for suffix in ("", "_depth"):
             img = Image.open(tmp_path / "out" / f"step_{i + 1:02d}{suffix}.png")
@@ -79,10 +92,27 @@ def test_invalid_output_keeps_its_readable_steps(scene_files, tmp_path):
 
 def test_sif_infer_prints_chain_validity_and_steps(chain_server, scene_files, tmp_path):
     image, depth = scene_files
-    result = CliRunner().invoke(app, [
-        "infer", "--backend", "openai", "--base-url", chain_server.base_url, "--model", "m",
-        "--image", str(image), "--depth", str(depth), "--question", "What colour is the left block?",
-        "--out", str(tmp_path / "out")], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(
+        app,
+        [
+            "infer",
+            "--backend",
+            "openai",
+            "--base-url",
+            chain_server.base_url,
+            "--model",
+            "m",
+            "--image",
+            str(image),
+            "--depth",
+            str(depth),
+            "--question",
+            "What colour is the left block?",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env={"COLUMNS": "200"},
+    )
     assert result.exit_code == 0, result.output
     out = result.output
     assert "<answer>red</answer>" in out and "valid: strictly follows the SIF format" in out
@@ -91,11 +121,26 @@ def test_sif_infer_prints_chain_validity_and_steps(chain_server, scene_files, tm
     assert "wrote 10 files" in out and (tmp_path / "out" / "step_03.png").exists()
 
 
-def test_sif_infer_with_the_tiny_hf_model_estimates_depth(tiny_model_dir, scene_files, tmp_path):
+def test_sif_infer_with_the_tiny_hf_model_estimates_depth(tiny_model, scene_files, tmp_path):
     image, _ = scene_files
-    result = CliRunner().invoke(app, [
-        "infer", "--model", str(tiny_model_dir), "--image", str(image), "--question", "q",
-        "--depth-model", "tiny", "--max-new-tokens", "16", "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "infer",
+            "--model",
+            str(tiny_model),
+            "--image",
+            str(image),
+            "--question",
+            "q",
+            "--depth-model",
+            "tiny",
+            "--max-new-tokens",
+            "16",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "invalid" in result.output  # random weights: garbage, reported as such
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -106,5 +151,7 @@ def test_sif_infer_reports_a_bad_depth_map(tmp_path, scene_files):
     image, _ = scene_files
     bad = tmp_path / "bad.png"
     bad.write_text("nope")
-    result = CliRunner().invoke(app, ["infer", "--backend", "openai", "--image", str(image), "--depth", str(bad), "--question", "q"])
+    result = CliRunner().invoke(
+        app, ["infer", "--backend", "openai", "--image", str(image), "--depth", str(bad), "--question", "q"]
+    )
     assert result.exit_code == 1 and "depth map" in result.output and "bad.png" in result.output

@@ -1,4 +1,5 @@
 """The Store API on real SQLite files: migrations, revisions, reviews, queries, paths, concurrency."""
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -12,15 +13,30 @@ from db.schema import migrate
 from db.store import ConflictError, Store, StoreError
 from sif.chain import Chain, Region, Step
 
-CHAIN_A = ('<think>\n<area>[{"bbox_2d":[0,0,1,1],"depth":0.5}]</area>\n<text>the whole scene</text>\n'
-           '<area>[{"bbox_2d":[0.1,0.2,0.4,0.6],"depth":0.3}]</area>\n<text>the red mug</text>\n</think>\n<answer>\nred\n</answer>')
-CHAIN_B = Chain((Step((Region((0.0, 0.0, 1.0, 1.0), 0.5),), "look everywhere"),
-                 Step((Region((0.5, 0.5, 0.9, 0.9), 0.7),), "a blue cup")), "blue")
+CHAIN_A = (
+    '<think>\n<area>[{"bbox_2d":[0,0,1,1],"depth":0.5}]</area>\n<text>the whole scene</text>\n'
+    '<area>[{"bbox_2d":[0.1,0.2,0.4,0.6],"depth":0.3}]</area>\n<text>the red mug</text>\n</think>\n<answer>\nred\n</answer>'
+)
+CHAIN_B = Chain(
+    (
+        Step((Region((0.0, 0.0, 1.0, 1.0), 0.5),), "look everywhere"),
+        Step((Region((0.5, 0.5, 0.9, 0.9), 0.7),), "a blue cup"),
+    ),
+    "blue",
+)
 
 
 def add(store: Store, i: int, **kw) -> int:
-    args = dict(dataset="toy", source_id=f"s{i}", image=f"img/{i}.png", question=f"What colour is mug {i}?",
-                answer="red", gt_boxes=[[0.1, 0.2, 0.4, 0.6]], width=64, height=48)
+    args = dict(
+        dataset="toy",
+        source_id=f"s{i}",
+        image=f"img/{i}.png",
+        question=f"What colour is mug {i}?",
+        answer="red",
+        gt_boxes=[[0.1, 0.2, 0.4, 0.6]],
+        width=64,
+        height=48,
+    )
     args.update(kw)
     return store.add_sample(**args)
 
@@ -51,14 +67,21 @@ def test_migration_from_previous_schema_keeps_and_indexes_old_rows(tmp_path):
     db = Database(path)
     migrate(db, stop_before="m002_sample_index_fts")
     assert "sample_index" not in db.table_names()
-    db.execute("INSERT INTO samples (dataset, source_id, image, width, height, question, answer, gt_boxes,"
-               " content_hash, created_at) VALUES ('old', 'o1', 'a.png', 10, 10, 'Where is the zebra?', 'left',"
-               " '[[0.1,0.1,0.5,0.5]]', 'h1', '2025-01-01')")
-    for rev, origin, text in [(1, "imported", "zebra chain one"), (2, "edited", "zebra chain two"),
-                              (3, "prediction", "model guess")]:
-        db.execute("INSERT INTO chain_revisions (sample_id, rev, origin, author, created_at, chain, text, valid,"
-                   " n_steps) VALUES (1, ?, ?, 'a', '2025-01-02', '{\"steps\": [], \"answer\": null}', ?, 0, 0)",
-                   [rev, origin, text])
+    db.execute(
+        "INSERT INTO samples (dataset, source_id, image, width, height, question, answer, gt_boxes,"
+        " content_hash, created_at) VALUES ('old', 'o1', 'a.png', 10, 10, 'Where is the zebra?', 'left',"
+        " '[[0.1,0.1,0.5,0.5]]', 'h1', '2025-01-01')"
+    )
+    for rev, origin, text in [
+        (1, "imported", "zebra chain one"),
+        (2, "edited", "zebra chain two"),
+        (3, "prediction", "model guess"),
+    ]:
+        db.execute(
+            "INSERT INTO chain_revisions (sample_id, rev, origin, author, created_at, chain, text, valid,"
+            " n_steps) VALUES (1, ?, ?, 'a', '2025-01-02', '{\"steps\": [], \"answer\": null}', ?, 0, 0)",
+            [rev, origin, text],
+        )
     db.execute("INSERT INTO reviews VALUES (1, 'needs_fix', 'ann', 'box off', '2025-01-03', 4)")
     db.conn.commit()
     db.close()
@@ -107,8 +130,9 @@ def test_revisions_current_chain_history_and_revert(store):
     r2 = store.add_revision(sid, CHAIN_B, origin="edited", author="ann")
     assert r2.parent == 1 and r2.raw_text is None and r2.final_hiou == 0.0
     run = store.create_run("evaluation", {"model": "tiny"})
-    store.add_revision(sid, "<think><area>oops</area></think><answer>x</answer>", origin="prediction",
-                       author="model", run_id=run)
+    store.add_revision(
+        sid, "<think><area>oops</area></think><answer>x</answer>", origin="prediction", author="model", run_id=run
+    )
     assert store.current_chain(sid).rev == 2  # predictions never replace the curated chain
     assert [r.rev for r in store.run_revisions(sid, run)] == [3]
     assert not store.run_revisions(sid, run)[0].valid
@@ -128,8 +152,9 @@ def test_revisions_current_chain_history_and_revert(store):
 
 def test_lenient_parse_is_recorded_as_invalid(store):
     sid = add(store, 1)
-    rev = store.add_revision(sid, '<think><area>[{"bbox_2d":[0,0,1,1],"depth":0.5}]</area><text>a', origin="generated",
-                             author="teacher")
+    rev = store.add_revision(
+        sid, '<think><area>[{"bbox_2d":[0,0,1,1],"depth":0.5}]</area><text>a', origin="generated", author="teacher"
+    )
     assert not rev.valid
     assert any("answer" in p for p in rev.problems)
     assert store.count(valid=False) == 1 and store.count(valid=True) == 0
@@ -205,8 +230,12 @@ def _review_everything(path, who: str, barrier, results) -> None:
     for sid in range(1, N_CONTESTED + 1):
         while True:
             try:
-                store.set_review(sid, "accepted" if who == "A" else "rejected", reviewer=who,
-                                 expected_version=store.get_review(sid).version)
+                store.set_review(
+                    sid,
+                    "accepted" if who == "A" else "rejected",
+                    reviewer=who,
+                    expected_version=store.get_review(sid).version,
+                )
                 saved += 1
                 break
             except ConflictError:
@@ -233,7 +262,9 @@ def test_two_processes_saving_reviews_lose_nothing(tmp_path):
     # Every save is a version: two per sample, none overwritten unseen.
     versions = store.conn.execute("SELECT version, COUNT(*) FROM reviews GROUP BY version").fetchall()
     assert [tuple(v) for v in versions] == [(2, N_CONTESTED)]
-    log = store.conn.execute("SELECT sample_id, GROUP_CONCAT(reviewer, '') FROM review_log GROUP BY sample_id").fetchall()
+    log = store.conn.execute(
+        "SELECT sample_id, GROUP_CONCAT(reviewer, '') FROM review_log GROUP BY sample_id"
+    ).fetchall()
     assert len(log) == N_CONTESTED and all(sorted(r[1]) == ["A", "B"] for r in log)
     store.close()
 
@@ -243,5 +274,16 @@ def test_samples_differing_only_in_their_question_stay_apart(store):
     a = add(store, 1, source_id="same", image="img/same.png", question="What colour is the mug?")
     b = add(store, 1, source_id="same", image="img/same.png", question="How many mugs are there?")
     assert a != b and store.count() == 2
-    assert store.add_sample(dataset="toy", source_id="same", image="img/same.png", question="What colour is the mug?",
-                            answer="red", gt_boxes=[[0.1, 0.2, 0.4, 0.6]], width=64, height=48) == a
+    assert (
+        store.add_sample(
+            dataset="toy",
+            source_id="same",
+            image="img/same.png",
+            question="What colour is the mug?",
+            answer="red",
+            gt_boxes=[[0.1, 0.2, 0.4, 0.6]],
+            width=64,
+            height=48,
+        )
+        == a
+    )

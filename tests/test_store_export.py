@@ -1,5 +1,6 @@
 """Exporters and `sif stats` on real SQLite files: SFT (LLaMA-Factory, TRL), the RL subset, the
 round trip export → re-import with byte-identical chains, and what is skipped and why."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ from db.exporters import export_rl, export_sft, stratified_quotas
 from db.importers import import_file, sif50k_converter
 from db.store import Store
 from sif.prompts import sif_user_message, sif_user_prompt
-from tests.store_fixtures import released_record, synth_folder, write_json
+from tests.support.store import released_record, synth_folder, write_json
 
 runner = CliRunner()
 
@@ -22,8 +23,10 @@ runner = CliRunner()
 def store(tmp_path):
     """8 synthetic samples and 2 released-style ones, imported."""
     data = synth_folder(tmp_path / "data" / "synth", n=8)
-    released = write_json(tmp_path / "data" / "rel.json",
-                          [released_record(tmp_path / "data" / "rel", f"r{i}", problem=f"Dress {i}?") for i in range(2)])
+    released = write_json(
+        tmp_path / "data" / "rel.json",
+        [released_record(tmp_path / "data" / "rel", f"r{i}", problem=f"Dress {i}?") for i in range(2)],
+    )
     s = Store.open(tmp_path / "sif.db", data_root=tmp_path / "data")
     for path, root in ((data, data.parent), (released, tmp_path / "data" / "rel")):
         assert import_file(s, path, sif50k_converter(root), progress=False).errors == []
@@ -42,7 +45,9 @@ def test_llamafactory_export_round_trips_chains_byte_identical(store, tmp_path):
     assert first["messages"][0] == {"role": "user", "content": sif_user_prompt(first["problem"])}
     assert first["images"] == [first["image"], first["depth_image"]] and first["image"].startswith("/")
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["per_dataset"] == {"flickr30k": 2, "synthetic": 8} and manifest["content_hash"].startswith("sha256:")
+    assert manifest["per_dataset"] == {"flickr30k": 2, "synthetic": 8} and manifest["content_hash"].startswith(
+        "sha256:"
+    )
     assert manifest["db"] == str(store.path)
 
     # Into a fresh store: every chain comes back byte for byte.
@@ -66,8 +71,9 @@ def test_trl_export_prompt_completion_and_skips(store, tmp_path):
     store.set_review(3, "accepted", reviewer="ann", expected_version=0)
     (store.data_root / store.get_sample(4).image).unlink()
     out = tmp_path / "trl"
-    result = runner.invoke(app, ["export", "sft", "--out", str(out), "--format", "trl", "--split", "all",
-                                 "--db", str(store.path)])
+    result = runner.invoke(
+        app, ["export", "sft", "--out", str(out), "--format", "trl", "--split", "all", "--db", str(store.path)]
+    )
     assert result.exit_code == 0, result.output
     assert "skipped: 1 image file missing, 1 invalid chain" in result.output
     lines = [json.loads(line) for line in (out / "sif_sft.jsonl").read_text().splitlines()]
@@ -76,8 +82,23 @@ def test_trl_export_prompt_completion_and_skips(store, tmp_path):
     assert r["prompt"] == [sif_user_message(store.get_sample(3).question)]
     assert r["completion"] == [{"role": "assistant", "content": store.current_chain(3).text}]
     assert r["images"] == [str(store.resolve(store.get_sample(3).image)), str(store.resolve(store.get_sample(3).depth))]
-    only = runner.invoke(app, ["export", "sft", "--out", str(out), "--format", "trl", "--split", "all",
-                               "--status", "accepted", "--db", str(store.path)])
+    only = runner.invoke(
+        app,
+        [
+            "export",
+            "sft",
+            "--out",
+            str(out),
+            "--format",
+            "trl",
+            "--split",
+            "all",
+            "--status",
+            "accepted",
+            "--db",
+            str(store.path),
+        ],
+    )
     assert "exported 1 samples" in only.output
     assert json.loads((out / "manifest.json").read_text())["filters"]["status"] == ["accepted"]
 
@@ -121,8 +142,10 @@ def test_stats_json(store):
 def test_export_writes_the_curated_chain_never_a_later_rollout_or_prediction(store, tmp_path):
     sid = store.query()[0].id
     curated = store.current_chain(sid).text
-    model_chain = ('<think>\n<area>[{"bbox_2d":[0.000,0.000,0.500,0.500],"depth":0.500}]</area>\n'
-                   '<text>a model wrote this</text>\n</think>\n<answer>model</answer>')
+    model_chain = (
+        '<think>\n<area>[{"bbox_2d":[0.000,0.000,0.500,0.500],"depth":0.500}]</area>\n'
+        "<text>a model wrote this</text>\n</think>\n<answer>model</answer>"
+    )
     for kind, origin in (("training", "rollout"), ("evaluation", "prediction")):
         run = store.create_run(kind, {})
         assert store.add_revision(sid, model_chain, origin=origin, author="model", run_id=run).valid

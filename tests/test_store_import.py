@@ -1,8 +1,10 @@
 """Importers on real SQLite files: SIF-50K (released and synthetic), Visual-CoT raw and LLaVA-style,
 TallyQA; idempotence, per-record errors, missing images, box normalization and the padding fix."""
+
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +14,9 @@ from typer.testing import CliRunner
 from cli.main import app
 from db.importers import import_file, sif50k_converter, tallyqa_converter, unpad_square, viscot_converter
 from db.store import Store
-from tests.store_fixtures import RELEASED_CHAIN, released_record, synth_folder, write_json
+from tests.support.shared_data import VSR_FILE as VSR
+from tests.support.store import RELEASED_CHAIN, released_record, synth_folder, write_json
 
-from shared_data import VSR_FILE as VSR
 runner = CliRunner()
 
 
@@ -32,7 +34,11 @@ def test_synthetic_import_via_cli_is_idempotent(tmp_path):
     assert store.count() == 8 and store.count(valid=True) == 8 and store.count(origin="imported") == 8
     records = json.loads(data.read_text())
     sample = store.get_sample(1)
-    assert (sample.source_id, sample.width, sample.height) == (records[0]["id"], records[0]["width"], records[0]["height"])
+    assert (sample.source_id, sample.width, sample.height) == (
+        records[0]["id"],
+        records[0]["width"],
+        records[0]["height"],
+    )
     assert sample.depth == records[0]["depth_image"] and sample.depth_encoding == "spectral_r"
     assert sample.meta["depth_map"] == records[0]["depth_map"]
     rev = store.current_chain(1)
@@ -66,7 +72,9 @@ def test_bad_records_are_reported_and_good_ones_kept(tmp_path):
     bad_box["normalized_solution_round"] = {"bbox_3d": [[0.5, 0.1, 0.2, 0.3]]}
     missing = dict(released_record(root, "gone", problem="Missing?"), image="images/none.jpg")
     outside = dict(released_record(root, "out", problem="Outside?"), image="/etc/hostname")
-    path = write_json(tmp_path / "x.json", [good[0], no_problem, bad_box, "not an object", missing, good[1], outside, good[2]])
+    path = write_json(
+        tmp_path / "x.json", [good[0], no_problem, bad_box, "not an object", missing, good[1], outside, good[2]]
+    )
     store = Store.open(tmp_path / "sif.db", data_root=tmp_path)
     report = import_file(store, path, sif50k_converter(root), progress=False)
     assert report.added == 3 and report.records == 8
@@ -84,7 +92,7 @@ def test_bad_records_are_reported_and_good_ones_kept(tmp_path):
 
 
 def test_all_vsr_records_import_with_boxes_normalized(tmp_path):
-    records = [json.loads(line) for line in open(VSR)]
+    records = [json.loads(line) for line in Path(VSR).read_text().splitlines()]
     assert len(records) == 3376
     images = tmp_path / "vsr"
     images.mkdir()
@@ -97,8 +105,13 @@ def test_all_vsr_records_import_with_boxes_normalized(tmp_path):
     assert store.count(dataset="vsr") == 3376 and store.count(origin="none") == 3376
     rows = store.conn.execute("SELECT gt_boxes, width, height FROM samples ORDER BY id").fetchall()
     got = np.array([json.loads(r[0])[0] for r in rows])
-    want = np.array([[b[0] / r["width"], b[1] / r["height"], b[2] / r["width"], b[3] / r["height"]]
-                     for r in records for b in r["bboxs"]])
+    want = np.array(
+        [
+            [b[0] / r["width"], b[1] / r["height"], b[2] / r["width"], b[3] / r["height"]]
+            for r in records
+            for b in r["bboxs"]
+        ]
+    )
     np.testing.assert_allclose(got, np.clip(want, 0, 1), atol=1e-12)
     # By hand: 000000528832.jpg is 640x428 with box [0.0, 0.88, 640.0, 422.54].
     s = store.get_sample(2)
@@ -122,18 +135,28 @@ def test_viscot_llava_json_import_undoes_padding(tmp_path):
     images = tmp_path / "imgs"
     (images / "cot" / "vsr").mkdir(parents=True)
     Image.new("RGB", (640, 428)).save(images / "cot" / "vsr" / "000000528832.jpg")
-    record = {"dataset": "vsr", "split": "train", "question_id": 1,
-              "image": ["cot/vsr/000000528832.jpg", "cot/vsr/000000528832.jpg###[0, 0, 640, 422]"],
-              "conversations": [
-                  {"from": "human", "value": "<image>\nWhat is under the teddy bear? Please provide the bounding box "
-                                             "coordinate of the region that can help you answer the question better."},
-                  {"from": "gpt", "value": "[0.000, 0.167, 1.000, 0.826]"},
-                  {"from": "human", "value": "<image>"},
-                  {"from": "gpt", "value": "couch"}]}
+    record = {
+        "dataset": "vsr",
+        "split": "train",
+        "question_id": 1,
+        "image": ["cot/vsr/000000528832.jpg", "cot/vsr/000000528832.jpg###[0, 0, 640, 422]"],
+        "conversations": [
+            {
+                "from": "human",
+                "value": "<image>\nWhat is under the teddy bear? Please provide the bounding box "
+                "coordinate of the region that can help you answer the question better.",
+            },
+            {"from": "gpt", "value": "[0.000, 0.167, 1.000, 0.826]"},
+            {"from": "human", "value": "<image>"},
+            {"from": "gpt", "value": "couch"},
+        ],
+    }
     path = write_json(tmp_path / "viscot_363k.json", [record, {"dataset": "vsr", "conversations": []}])
     store = Store.open(tmp_path / "sif.db", data_root=tmp_path)
     report = import_file(store, path, viscot_converter(images), progress=False)
-    assert report.added == 1 and report.errors == ["record 1: conversations: expected 4 turns (question, box, image, answer), got 0"]
+    assert report.added == 1 and report.errors == [
+        "record 1: conversations: expected 4 turns (question, box, image, answer), got 0"
+    ]
     s = store.get_sample(1)
     assert (s.question, s.answer, s.width, s.height) == ("What is under the teddy bear?", "couch", 640, 428)
     assert s.gt_boxes[0] == pytest.approx([0.0, 0.002056, 1.0, 0.987477], abs=1e-6)
@@ -144,9 +167,17 @@ def test_tallyqa_counts_with_boxes(tmp_path):
     images = tmp_path / "coco"
     images.mkdir()
     Image.new("RGB", (200, 100)).save(images / "a.jpg")
-    records = [{"image": "a.jpg", "question": "How many dogs are there?", "answer": 2, "question_id": 77,
-                "data_source": "amt", "boxes": [[10, 10, 50, 60], [100, 0, 200, 100]]},
-               {"image": "a.jpg", "question": "How many cats?", "answer": True, "boxes": []}]
+    records = [
+        {
+            "image": "a.jpg",
+            "question": "How many dogs are there?",
+            "answer": 2,
+            "question_id": 77,
+            "data_source": "amt",
+            "boxes": [[10, 10, 50, 60], [100, 0, 200, 100]],
+        },
+        {"image": "a.jpg", "question": "How many cats?", "answer": True, "boxes": []},
+    ]
     path = tmp_path / "tally.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n{broken\n")
     store = Store.open(tmp_path / "sif.db", data_root=tmp_path)
@@ -167,11 +198,18 @@ def test_worker_pool_analysis_matches_inline(tmp_path, monkeypatch):
     for name, workers in (("inline", 1), ("pool", 2)):
         monkeypatch.setattr(db.importers, "POOL_MIN", 1)
         store = Store.open(tmp_path / f"{name}.db", data_root=data.parent)
-        report = db.importers.import_records(store, records, sif50k_converter(data.parent), progress=False,
-                                             workers=workers)
+        report = db.importers.import_records(
+            store, records, sif50k_converter(data.parent), progress=False, workers=workers
+        )
         assert (report.added, report.chains_added, report.errors) == (6, 6, [])
         stores.append(store)
     for sid in range(1, 7):
         a, b = (s.current_chain(sid) for s in stores)
-        assert (a.text, a.valid, a.final_hiou, a.depth_ok, a.n_steps) == (b.text, b.valid, b.final_hiou, b.depth_ok, b.n_steps)
+        assert (a.text, a.valid, a.final_hiou, a.depth_ok, a.n_steps) == (
+            b.text,
+            b.valid,
+            b.final_hiou,
+            b.depth_ok,
+            b.n_steps,
+        )
     assert stores[1].count(text=records[0]["response"]) == stores[0].count(text=records[0]["response"]) > 0

@@ -1,18 +1,19 @@
 """GRPO-SIF on TRL's GRPOTrainer with the tiny model: columns, rollouts in the store, resume."""
+
 from __future__ import annotations
 
 import json
 
 from db.store import Store
+from tests.support.training import grpo_settings
 from training.grpo import build_grpo_trainer, run_grpo
 from training.modeling import RunRecord
 from training.progress import PROGRESS_FILE, SqliteProgressStore
-from training_fixtures import grpo_settings, synth_data, tiny_model  # noqa: F401
 
 REWARD_COLUMNS = ("gt_boxes", "depth_path", "depth_encoding", "answer", "question", "sample_id")
 
 
-def test_a_grpo_step_with_two_images_feeds_every_reward_its_columns(tiny_model, synth_data, tmp_path):  # noqa: F811
+def test_a_grpo_step_with_two_images_feeds_every_reward_its_columns(tiny_model, synth_data, tmp_path):
     settings = grpo_settings(tiny_model, synth_data, tmp_path / "grpo")
     record = RunRecord(settings.db, "grpo", {}, "test")
     setup = build_grpo_trainer(settings, record)
@@ -23,6 +24,7 @@ def test_a_grpo_step_with_two_images_feeds_every_reward_its_columns(tiny_model, 
         def wrapped(**kwargs):
             seen[name] = kwargs
             return func(**kwargs)
+
         return wrapped
 
     trainer.reward_funcs = [spy(n, f) for n, f in zip(trainer.reward_func_names, trainer.reward_funcs)]
@@ -38,15 +40,16 @@ def test_a_grpo_step_with_two_images_feeds_every_reward_its_columns(tiny_model, 
     assert seen["depth_reward"]["depth_path"][0].endswith("_d.png")
     with Store.open(settings.db) as store:
         run = store.get_run(record.run_id)
-        rollouts = store.conn.execute("SELECT origin, author, note FROM chain_revisions WHERE run_id = ?",
-                                      [record.run_id]).fetchall()
+        rollouts = store.conn.execute(
+            "SELECT origin, author, note FROM chain_revisions WHERE run_id = ?", [record.run_id]
+        ).fetchall()
     assert run["status"] == "running"
     assert 1 <= len(rollouts) <= settings.rollouts_per_step
     assert all(r["origin"] == "rollout" and "GRPO step" in r["note"] for r in rollouts)
     assert setup.progress.snapshot()  # the answer reward recorded its group means
 
 
-def test_progress_state_survives_a_resume(tiny_model, synth_data, tmp_path):  # noqa: F811
+def test_progress_state_survives_a_resume(tiny_model, synth_data, tmp_path):
     out = tmp_path / "grpo"
     run_grpo(grpo_settings(tiny_model, synth_data, out, max_steps=2, save_steps=1))
     path = out / PROGRESS_FILE

@@ -1,32 +1,37 @@
 """The VLM answer judge against a real local OpenAI-compatible server, and its reward wiring."""
+
 from __future__ import annotations
 
 import pytest
 
-from fake_openai import Reply, fake_openai_server
 from sif.rewards import InMemoryProgressStore
+from tests.support.fake_openai import Reply, fake_openai_server
 from training.config import JudgeSettings
 from training.grpo_rewards import make_judged_answer_reward
 from training.judge import JUDGE_INSTRUCTION, JudgeItem, VLMJudge, make_judge, parse_score
 
 
-@pytest.mark.parametrize("text, score", [
-    ('{"score": 1}', 1.0),
-    ('```json\n{"score": 0.5}\n```', 0.5),
-    ('The answer names the same object. {"score": 0.8} Hope this helps.', 0.8),
-    ("Score: 0.25", 0.25),
-    ('{"score": "1"}', 1.0),
-    ('{"score": 7}', None),
-    ("I cannot judge this.", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "text, score",
+    [
+        ('{"score": 1}', 1.0),
+        ('```json\n{"score": 0.5}\n```', 0.5),
+        ('The answer names the same object. {"score": 0.8} Hope this helps.', 0.8),
+        ("Score: 0.25", 0.25),
+        ('{"score": "1"}', 1.0),
+        ('{"score": 7}', None),
+        ("I cannot judge this.", None),
+        ("", None),
+    ],
+)
 def test_parse_score_tolerates_fences_and_prose(text, score):
     assert parse_score(text) == score
 
 
 def _settings(server, **extra) -> JudgeSettings:
-    options = dict(kind="openai", base_url=server.base_url, model="judge-vlm", max_retries=1, backoff_s=0.01,
-                   timeout_s=2.0)
+    options = dict(
+        kind="openai", base_url=server.base_url, model="judge-vlm", max_retries=1, backoff_s=0.01, timeout_s=2.0
+    )
     return JudgeSettings(**{**options, **extra})
 
 
@@ -42,12 +47,15 @@ def test_scores_come_back_concurrently_with_the_instruction_and_image(tmp_path):
 
     def responder(request, n):
         text = request["messages"][1]["content"][-1]["text"]
-        return Reply('```json\n{"score": 1}\n```' if "Model's answer: red" in text else "Wrong. {\"score\": 0}")
+        return Reply('```json\n{"score": 1}\n```' if "Model's answer: red" in text else 'Wrong. {"score": 0}')
 
     with fake_openai_server(responder) as server:
         judge = VLMJudge(_settings(server))
-        items = [JudgeItem("What colour?", "red", "red", str(image)), JudgeItem("What colour?", "red", "blue", str(image)),
-                 JudgeItem("What colour?", "red", "red", str(image))]
+        items = [
+            JudgeItem("What colour?", "red", "red", str(image)),
+            JudgeItem("What colour?", "red", "blue", str(image)),
+            JudgeItem("What colour?", "red", "red", str(image)),
+        ]
         assert judge.score_many(items) == [1.0, 0.0, 1.0]
         assert len(server.requests) == 2  # identical items are judged once
         request = server.requests[0]
@@ -85,8 +93,12 @@ def test_answer_reward_never_scores_a_judge_failure_as_zero():
     with fake_openai_server(responder) as server:
         judge = make_judge(_settings(server))
         metrics = {}
-        kwargs = dict(answer=["red"] * 2, question=["What colour is the cube?"] * 2, sample_id=["7"] * 2,
-                      log_metric=lambda k, v: metrics.__setitem__(k, v))
+        kwargs = dict(
+            answer=["red"] * 2,
+            question=["What colour is the cube?"] * 2,
+            sample_id=["7"] * 2,
+            log_metric=lambda k, v: metrics.__setitem__(k, v),
+        )
         by_rules = make_judged_answer_reward(judge, InMemoryProgressStore(), on_failure="rule")
         assert by_rules([chain, chain], **kwargs) == [1.0, 1.0]  # the rule-based scorer stood in
         assert metrics == {"judge/failed": 2.0, "judge/judged": 2.0}

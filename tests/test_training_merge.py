@@ -1,21 +1,32 @@
 """LoRA SFT on the tiny model, then `sif merge`: the merged model loads and generates."""
+
 from __future__ import annotations
 
 import torch
 from typer.testing import CliRunner
 
 from cli.main import app
-from training_fixtures import sft_settings, synth_data, tiny_model  # noqa: F401
+from tests.support.training import sft_settings
 
 
-def test_merge_yields_a_model_that_loads_and_generates(tiny_model, synth_data, tmp_path):  # noqa: F811
+def test_merge_yields_a_model_that_loads_and_generates(tiny_model, synth_data, tmp_path):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from training.evaluate import generate_chains, read_eval_rows
+    from evaluation.model_eval import generate_chains, read_eval_rows
     from training.sft import run_sft
 
-    adapter = run_sft(sft_settings(tiny_model, synth_data, tmp_path / "lora", full_finetune=False, lora_r=4,
-                                   lora_alpha=8, learning_rate=1e-2, max_steps=2))
+    adapter = run_sft(
+        sft_settings(
+            tiny_model,
+            synth_data,
+            tmp_path / "lora",
+            full_finetune=False,
+            lora_r=4,
+            lora_alpha=8,
+            learning_rate=1e-2,
+            max_steps=2,
+        )
+    )
     assert (adapter / "adapter_config.json").is_file() and not (adapter / "model.safetensors").exists()
     out = tmp_path / "merged"
     result = CliRunner().invoke(app, ["merge", "--base", str(tiny_model), "--adapter", str(adapter), "--out", str(out)])
@@ -26,12 +37,17 @@ def test_merge_yields_a_model_that_loads_and_generates(tiny_model, synth_data, t
     assert not torch.equal(merged.state_dict()[name], base.state_dict()[name])  # the adapter was folded in
     assert not any("lora" in k for k in merged.state_dict())
     row = read_eval_rows(synth_data.test_file, 1)[0]
-    [text] = generate_chains(merged, AutoProcessor.from_pretrained(out), [(row["image"], row["depth_image"], row["question"])],
-                             max_new_tokens=8)
+    [text] = generate_chains(
+        merged,
+        AutoProcessor.from_pretrained(out),
+        [(row["image"], row["depth_image"], row["question"])],
+        max_new_tokens=8,
+    )
     assert isinstance(text, str)
 
 
-def test_merge_refuses_a_folder_without_an_adapter(tiny_model, tmp_path):  # noqa: F811
-    result = CliRunner().invoke(app, ["merge", "--base", str(tiny_model), "--adapter", str(tiny_model),
-                                      "--out", str(tmp_path / "m")])
+def test_merge_refuses_a_folder_without_an_adapter(tiny_model, tmp_path):
+    result = CliRunner().invoke(
+        app, ["merge", "--base", str(tiny_model), "--adapter", str(tiny_model), "--out", str(tmp_path / "m")]
+    )
     assert result.exit_code == 1 and "adapter_config.json" in result.output

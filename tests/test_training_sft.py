@@ -1,13 +1,14 @@
 """SFT on TRL's SFTTrainer with the tiny model: the loss falls; image tokens are never truncated."""
+
 from __future__ import annotations
 
 import json
 
 import torch
 
+from tests.support.training import sft_settings
 from training.data import load_sft_rows, prompt_tokens, sft_path
 from training.modeling import load_processor
-from training_fixtures import sft_settings, synth_data, tiny_model  # noqa: F401
 
 
 def _fixed_batch_loss(trainer) -> float:
@@ -18,11 +19,19 @@ def _fixed_batch_loss(trainer) -> float:
         return float(model(**batch.to(model.device)).loss)
 
 
-def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_model, synth_data, tmp_path):  # noqa: F811
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_model, synth_data, tmp_path):
     from training.sft import build_sft_trainer
 
-    settings = sft_settings(tiny_model, synth_data, tmp_path / "sft", max_steps=6, learning_rate=3e-3,
-                            per_device_train_batch_size=4, warmup_ratio=0.0, lr_scheduler_type="constant")
+    settings = sft_settings(
+        tiny_model,
+        synth_data,
+        tmp_path / "sft",
+        max_steps=6,
+        learning_rate=3e-3,
+        per_device_train_batch_size=4,
+        warmup_ratio=0.0,
+        lr_scheduler_type="constant",
+    )
     trainer, report = build_sft_trainer(settings)
     assert report.kept == len(trainer.train_dataset) > 4
     batch = trainer.data_collator([dict(trainer.train_dataset[i]) for i in range(2)])
@@ -35,7 +44,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_model, synth_data, tmp
     assert after < before - 0.3, (before, after)
 
 
-def test_overlong_samples_are_dropped_never_cut_inside_the_prompt(tiny_model, synth_data):  # noqa: F811
+def test_overlong_samples_are_dropped_never_cut_inside_the_prompt(tiny_model, synth_data):
     processor = load_processor(str(tiny_model), None)
     first = json.loads(sft_path(synth_data.sft_dir).read_text().splitlines()[0])
     n_prompt = prompt_tokens(processor, first["prompt"], first["images"])
@@ -52,7 +61,7 @@ def test_overlong_samples_are_dropped_never_cut_inside_the_prompt(tiny_model, sy
     assert report.skipped["longer than max_length"] >= 1
 
 
-def test_bad_records_are_skipped_with_their_line_and_field(tiny_model, synth_data, tmp_path):  # noqa: F811
+def test_bad_records_are_skipped_with_their_line_and_field(tiny_model, synth_data, tmp_path):
     good = sft_path(synth_data.sft_dir).read_text().splitlines()[0]
     bad = json.loads(good)
     bad["images"] = [bad["images"][0], str(tmp_path / "missing.png")]

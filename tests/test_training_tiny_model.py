@@ -1,14 +1,14 @@
 """The tiny Qwen2.5-VL model loads back through the Auto classes like a hub model."""
+
 from __future__ import annotations
 
 import torch
 from PIL import Image
 
 from sif.prompts import sif_user_message
-from training_fixtures import synth_data, tiny_model  # noqa: F401
 
 
-def test_round_trip_through_from_pretrained(tiny_model):  # noqa: F811
+def test_round_trip_through_from_pretrained(tiny_model):
     from transformers import AutoModelForImageTextToText, AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
     processor = AutoProcessor.from_pretrained(tiny_model)
@@ -20,8 +20,9 @@ def test_round_trip_through_from_pretrained(tiny_model):  # noqa: F811
         assert len(tok(special, add_special_tokens=False)["input_ids"]) == 1, special
     assert model.config.image_token_id == tok.convert_tokens_to_ids("<|image_pad|>")
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
-    text = processor.apply_chat_template([sif_user_message("Which is nearest?")], tokenize=False,
-                                         add_generation_prompt=True)
+    text = processor.apply_chat_template(
+        [sif_user_message("Which is nearest?")], tokenize=False, add_generation_prompt=True
+    )
     assert text.count("<|image_pad|>") == 2 and text.endswith("<|im_start|>assistant\n")
     images = [Image.new("RGB", (320, 240), "red"), Image.new("RGB", (320, 240), "blue")]
     enc = processor(text=[text], images=images, return_tensors="pt")
@@ -33,7 +34,7 @@ def test_round_trip_through_from_pretrained(tiny_model):  # noqa: F811
     assert out.shape[1] > enc["input_ids"].shape[1]
 
 
-def test_tokenizer_round_trips_chain_text(tiny_model):  # noqa: F811
+def test_tokenizer_round_trips_chain_text(tiny_model):
     from transformers import AutoProcessor
 
     tok = AutoProcessor.from_pretrained(tiny_model).tokenizer

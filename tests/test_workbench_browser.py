@@ -1,6 +1,7 @@
 """The workbench in real chromium against the real app on a real demo store: filter, open, drag a
 box (depth and reward preview follow), save, accept by keyboard, reload, revert; and two curators
 saving the same sample. Screenshots go to artifacts/screenshots/."""
+
 from __future__ import annotations
 
 import re
@@ -9,14 +10,14 @@ import pytest
 
 from db.store import Store
 from sif.depth import DepthMap
-from tests.workbench_fixtures import CURATORS, chromium, demo_db, login, serve, shot  # noqa: F401
+from tests.support.workbench import CURATORS, login, serve, shot
 
 pytestmark = pytest.mark.browser
 TIMEOUT = 30_000
 
 
 @pytest.fixture(scope="module")
-def app_url(demo_db):  # noqa: F811
+def app_url(demo_db):
     with serve(demo_db, auth=CURATORS) as url:
         yield url
 
@@ -83,7 +84,7 @@ def drag_first_box(page, width: int, height: int, box_px, dx: int, dy: int) -> N
     page.mouse.up()
 
 
-def test_filter_open_drag_save_accept_reload_revert(chromium, app_url, demo_db):  # noqa: F811
+def test_filter_open_drag_save_accept_reload_revert(chromium, app_url, demo_db):
     store = Store.open(demo_db)
     invalid = store.count(valid=False)
     page = login(chromium, app_url, *CURATORS[0])
@@ -142,7 +143,7 @@ def test_filter_open_drag_save_accept_reload_revert(chromium, app_url, demo_db):
     assert reverted.text == imported.text and reverted.author == "alice" and reverted.valid
 
 
-def test_two_curators_saving_the_same_sample(chromium, app_url, demo_db):  # noqa: F811
+def test_two_curators_saving_the_same_sample(chromium, app_url, demo_db):
     store = Store.open(demo_db)
     target = store.query(valid=True, limit=3)[2].id
     alice = login(chromium, app_url, *CURATORS[0])
@@ -168,7 +169,7 @@ def test_two_curators_saving_the_same_sample(chromium, app_url, demo_db):  # noq
     assert answers == ["answer by alice", "answer by bob"], "an edit was lost"
 
 
-def test_model_outputs_adopt_and_stats(chromium, app_url, demo_db):  # noqa: F811
+def test_model_outputs_adopt_and_stats(chromium, app_url, demo_db):
     store = Store.open(demo_db)
     target = next(r.id for r in store.query(origin="prediction", limit=5) if r.id % 4 and r.id % 10 != 5)
     page = login(chromium, app_url, *CURATORS[0])
@@ -190,7 +191,7 @@ def test_model_outputs_adopt_and_stats(chromium, app_url, demo_db):  # noqa: F81
     shot(page, "09-stats")
 
 
-def test_draw_a_box_with_the_c_key_then_delete_one(chromium, app_url, demo_db):  # noqa: F811
+def test_draw_a_box_with_the_c_key_then_delete_one(chromium, app_url, demo_db):
     """`c` on the focused box editor starts a new box; drawing it adds a region to the step (with
     its depth from the map); Delete removes the selected box; the saved chain has them."""
     store = Store.open(demo_db)

@@ -1,5 +1,6 @@
 """Editing rules of the workbench draft: depth follows the box unless typed, pixel rounding never
 nudges untouched boxes, step operations, and the live reward preview."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,10 +20,13 @@ def dmap() -> DepthMap:
 
 @pytest.fixture
 def draft(dmap) -> Draft:
-    chain = Chain((
-        Step((Region((0.0, 0.0, 1.0, 1.0), 0.5),), "whole image"),
-        Step((Region((0.123, 0.2, 0.333, 0.6), 0.9),), "look left"),  # stored depth is not the map's
-    ), "left")
+    chain = Chain(
+        (
+            Step((Region((0.0, 0.0, 1.0, 1.0), 0.5),), "whole image"),
+            Step((Region((0.123, 0.2, 0.333, 0.6), 0.9),), "look left"),  # stored depth is not the map's
+        ),
+        "left",
+    )
     return Draft.from_chain(7, 3, chain, dmap)
 
 

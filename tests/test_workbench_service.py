@@ -1,18 +1,18 @@
 """The workbench's operations on a real demo store: browse with filters and paging, next/previous
 across pages, open with overlays, optimistic saves and reviews, revert, model outputs, stats."""
+
 from __future__ import annotations
 
 import pytest
 
 from db.store import ConflictError, Store
-from tests.workbench_fixtures import demo_db  # noqa: F401
 from workbench.demo_db import ensure_demo
 from workbench.service import PAGE_SIZE, Filters, Workbench
 from workbench.stats import compute_stats
 
 
 @pytest.fixture
-def wb(demo_db, tmp_path):  # noqa: F811
+def wb(demo_db, tmp_path):
     # a private copy per test: tests write revisions and reviews
     copy = tmp_path / "sif.db"
     with Store.open(demo_db) as src:

@@ -1,17 +1,18 @@
 """What the served workbench exposes: files under the data root only (never /etc/passwd, never the
 store itself), curators from --auth, loopback by default. Real app, real HTTP."""
+
 from __future__ import annotations
 
 import httpx
 import pytest
 
 from db.store import Store
-from tests.workbench_fixtures import CURATORS, demo_db, serve  # noqa: F401
+from tests.support.workbench import CURATORS, serve
 from workbench.serving import parse_auth
 
 
 @pytest.fixture(scope="module")
-def served(demo_db):  # noqa: F811
+def served(demo_db):
     with serve(demo_db, auth=CURATORS) as url:
         yield url
 
@@ -27,7 +28,7 @@ def test_binds_loopback_by_default(served):
     assert served.startswith("http://127.0.0.1:")
 
 
-def test_files_outside_the_data_root_are_refused(served, demo_db):  # noqa: F811
+def test_files_outside_the_data_root_are_refused(served, demo_db):
     root = Store.open(demo_db).data_root
     inside = next((root / "images").iterdir())
     client = signed_in(served)
@@ -42,7 +43,7 @@ def test_files_outside_the_data_root_are_refused(served, demo_db):  # noqa: F811
         client.close()
 
 
-def test_nothing_is_served_before_sign_in(served, demo_db):  # noqa: F811
+def test_nothing_is_served_before_sign_in(served, demo_db):
     inside = next((Store.open(demo_db).data_root / "images").iterdir())
     r = httpx.get(f"{served}/gradio_api/file={inside}", timeout=30)
     assert r.status_code in (401, 403)

@@ -7,6 +7,7 @@
   plus the columns the SIF rewards read (`depth_path` for the export's `depth_image`).
 Bad records are skipped with a message naming the line and field; counts come back.
 """
+
 from __future__ import annotations
 
 import json
@@ -92,7 +93,9 @@ def completion_tokens(processor, completion: list[dict]) -> int:
     return len(processor.tokenizer(text, add_special_tokens=False)["input_ids"]) + 2  # <|im_end|>\n
 
 
-def load_sft_rows(data: str | Path, processor, max_length: int | None, overlong: str = "drop") -> tuple[list[dict], DataReport]:
+def load_sft_rows(
+    data: str | Path, processor, max_length: int | None, overlong: str = "drop"
+) -> tuple[list[dict], DataReport]:
     """Rows for TRL's SFTTrainer (prompt, completion, images) and what was skipped."""
     if overlong not in ("drop", "truncate"):
         raise ValueError(f"overlong: {overlong!r} is not one of drop, truncate")
@@ -114,8 +117,14 @@ def load_sft_rows(data: str | Path, processor, max_length: int | None, overlong:
             if overlong == "drop" and n_prompt + completion_tokens(processor, completion) > max_length:
                 report.skip("longer than max_length", where)
                 continue
-        rows.append({"sample_id": str(record.get("sample_id", where)), "prompt": prompt,
-                     "completion": completion, "images": images})
+        rows.append(
+            {
+                "sample_id": str(record.get("sample_id", where)),
+                "prompt": prompt,
+                "completion": completion,
+                "images": images,
+            }
+        )
     report.kept = len(rows)
     return rows, report
 
@@ -141,12 +150,19 @@ def load_rl_rows(data: str | Path, suffix: str = "sif") -> tuple[list[dict], Dat
         except KeyError as exc:
             report.skip(str(exc.args[0]), where)
             continue
-        rows.append({
-            "prompt": [sif_user_message(question, SUFFIXES[suffix])], "images": [image, depth],
-            "sample_id": str(record.get("sample_id", where)), "question": question, "answer": answer,
-            "gt_boxes": [[float(v) for v in b] for b in boxes], "image_path": image, "depth_path": depth,
-            "depth_encoding": record.get("depth_encoding") or "auto",
-        })
+        rows.append(
+            {
+                "prompt": [sif_user_message(question, SUFFIXES[suffix])],
+                "images": [image, depth],
+                "sample_id": str(record.get("sample_id", where)),
+                "question": question,
+                "answer": answer,
+                "gt_boxes": [[float(v) for v in b] for b in boxes],
+                "image_path": image,
+                "depth_path": depth,
+                "depth_encoding": record.get("depth_encoding") or "auto",
+            }
+        )
     report.kept = len(rows)
     return rows, report
 

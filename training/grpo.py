@@ -5,6 +5,7 @@ frozen). The progressive answer reward keeps its state in OUTPUT_DIR/answer_prog
 (shared by all processes, trimmed on resume) and mirrors it into the run's record in the store
 at every save; a sample of rollouts goes to the store as `rollout` revisions under the run.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,9 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.settings import as_dict
 from sif.rewards import completion_text
-from training.config import GRPOSettings, as_dict
+from training.config import GRPOSettings
 from training.data import load_rl_rows, to_dataset
 from training.grpo_rewards import REWARD_NAMES, sif_reward_functions
 from training.judge import make_judge
@@ -46,9 +48,14 @@ class RolloutSink:
             parts = ", ".join(f"{n}={v:.3f}" for n, v in zip(REWARD_NAMES, row))
             total = sum(w * v for w, v in zip(weights, row) if v == v)  # NaN (skipped) rewards count 0
             try:
-                self.store.add_revision(int(example["sample_id"]), completion_text(completion), origin="rollout",
-                                        author="grpo", run_id=self.run_id,
-                                        note=f"GRPO step {step}: total={total:.3f} ({parts})")
+                self.store.add_revision(
+                    int(example["sample_id"]),
+                    completion_text(completion),
+                    origin="rollout",
+                    author="grpo",
+                    run_id=self.run_id,
+                    note=f"GRPO step {step}: total={total:.3f} ({parts})",
+                )
                 self.written += 1
             except (StoreError, ValueError, sqlite3.Error) as exc:  # a rollout log must not stop training
                 self.failed += 1
@@ -67,8 +74,10 @@ def _trainer_class():
             rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
             if self.rollout_sink is not None:
                 start = self.accelerator.process_index * len(prompts)
-                local = rewards[start:start + len(prompts)].cpu()
-                self.rollout_sink.record(inputs, completions, local, self.state.global_step, self.reward_weights.tolist())
+                local = rewards[start : start + len(prompts)].cpu()
+                self.rollout_sink.record(
+                    inputs, completions, local, self.state.global_step, self.reward_weights.tolist()
+                )
             return rewards
 
     return SifGRPOTrainer
@@ -79,14 +88,28 @@ def grpo_config(s: GRPOSettings, weights: list[float]):
     from trl import GRPOConfig
 
     kwargs = dict(
-        output_dir=s.output_dir, learning_rate=s.learning_rate, num_train_epochs=s.num_train_epochs,
-        max_steps=s.max_steps, num_generations=s.num_generations, beta=s.beta,
-        max_completion_length=s.max_completion_length, temperature=s.temperature,
+        output_dir=s.output_dir,
+        learning_rate=s.learning_rate,
+        num_train_epochs=s.num_train_epochs,
+        max_steps=s.max_steps,
+        num_generations=s.num_generations,
+        beta=s.beta,
+        max_completion_length=s.max_completion_length,
+        temperature=s.temperature,
         per_device_train_batch_size=s.per_device_train_batch_size,
-        gradient_accumulation_steps=s.gradient_accumulation_steps, reward_weights=weights,
-        use_vllm=s.use_vllm, vllm_mode=s.vllm_mode, logging_steps=s.logging_steps, save_steps=s.save_steps,
-        seed=s.seed, bf16=torch_dtype(s.bf16) == torch.bfloat16, report_to=[], log_completions=True,
-        num_completions_to_print=2, remove_unused_columns=False, run_name=s.run_name,
+        gradient_accumulation_steps=s.gradient_accumulation_steps,
+        reward_weights=weights,
+        use_vllm=s.use_vllm,
+        vllm_mode=s.vllm_mode,
+        logging_steps=s.logging_steps,
+        save_steps=s.save_steps,
+        seed=s.seed,
+        bf16=torch_dtype(s.bf16) == torch.bfloat16,
+        report_to=[],
+        log_completions=True,
+        num_completions_to_print=2,
+        remove_unused_columns=False,
+        run_name=s.run_name,
         gradient_checkpointing=s.gradient_checkpointing,
     )
     if s.vllm_server_base_url:
@@ -154,8 +177,12 @@ def build_grpo_trainer(s: GRPOSettings, record: RunRecord, callbacks=()) -> GRPO
     judge = make_judge(s.judge)
     funcs, weights = sif_reward_functions(s, judge, progress)
     trainer = _trainer_class()(
-        model=model, reward_funcs=funcs, args=grpo_config(s, weights), train_dataset=to_dataset(rows),
-        processing_class=processor, peft_config=lora_config(s),
+        model=model,
+        reward_funcs=funcs,
+        args=grpo_config(s, weights),
+        train_dataset=to_dataset(rows),
+        processing_class=processor,
+        peft_config=lora_config(s),
         callbacks=[_progress_callback(progress, record), *callbacks],
     )
     if record.run_id is not None:
@@ -176,8 +203,14 @@ def run_grpo(s: GRPOSettings, callbacks=()) -> Path:
         record.finish("failed", error=f"{type(exc).__name__}: {exc}")
         raise
     sink = setup.trainer.rollout_sink
-    record.finish("done", train_loss=result.training_loss, steps=result.global_step, output_dir=s.output_dir,
-                  rollouts_written=sink.written if sink else 0, judge_failures=dict(setup.judge.failures),
-                  answer_progress=setup.progress.snapshot())
+    record.finish(
+        "done",
+        train_loss=result.training_loss,
+        steps=result.global_step,
+        output_dir=s.output_dir,
+        rollouts_written=sink.written if sink else 0,
+        judge_failures=dict(setup.judge.failures),
+        answer_progress=setup.progress.snapshot(),
+    )
     setup.progress.close()
     return Path(s.output_dir)

@@ -1,13 +1,19 @@
 """The four SIF rewards as TRL reward functions, configured from `RewardSettings` and a judge."""
+
 from __future__ import annotations
 
 import functools
 import logging
 
-from sif.rewards import (
-    bbox_reward, completion_text, depth_reward, format_reward, make_answer_reward, rule_based_score,
-)
 from sif.chain import parse_chain
+from sif.rewards import (
+    bbox_reward,
+    completion_text,
+    depth_reward,
+    format_reward,
+    make_answer_reward,
+    rule_based_score,
+)
 from training.config import GRPOSettings
 from training.judge import JudgeItem
 
@@ -31,8 +37,9 @@ def make_judged_answer_reward(judge, store, *, on_failure: str = "rule", positiv
     if on_failure not in ("rule", "skip"):
         raise ValueError(f"judge.on_failure: {on_failure!r} is not one of rule, skip")
 
-    def answer_reward(completions, answer, question, sample_id, image_path=None, trainer_state=None,
-                      log_metric=None, **kwargs):
+    def answer_reward(
+        completions, answer, question, sample_id, image_path=None, trainer_state=None, log_metric=None, **kwargs
+    ):
         if trainer_state is not None:
             store.step = trainer_state.global_step
         preds = [_predicted_answer(c) for c in completions]
@@ -47,8 +54,13 @@ def make_judged_answer_reward(judge, store, *, on_failure: str = "rule", positiv
         reward = make_answer_reward(lambda q, a, p: table[(q, a, p)], store, positive_only=positive_only)
         rewards: list = reward(completions, answer=answer, question=question, sample_id=sample_id)
         if failed:
-            log.warning("judge failed on %d of %d answers (%s so far); %s", len(failed), len(items),
-                        dict(judge.failures), "scored by rules" if on_failure == "rule" else "left out")
+            log.warning(
+                "judge failed on %d of %d answers (%s so far); %s",
+                len(failed),
+                len(items),
+                dict(judge.failures),
+                "scored by rules" if on_failure == "rule" else "left out",
+            )
             if on_failure == "skip":
                 rewards = [None if i in failed else r for i, r in enumerate(rewards)]
         if log_metric is not None:

@@ -6,6 +6,7 @@ timeouts) — and returns `None` for an item whose judging failed. Failures are 
 (`timeout`, `http`, `transport`, `malformed`, `unparseable`) so a caller can log them and never
 mistake a failed judgment for a wrong answer.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,7 +25,7 @@ JUDGE_INSTRUCTION = (
     "meaning; wording, letter case, synonyms and extra explanation do not matter, but a different "
     "object, colour, count, position or yes/no does. Give 1 for a correct answer, 0 for a wrong "
     "one, and a value in between only for an answer that is partly right (for example one of two "
-    "requested items). Reply with JSON only, exactly in the form {\"score\": <number between 0 and 1>}."
+    'requested items). Reply with JSON only, exactly in the form {"score": <number between 0 and 1>}.'
 )
 
 
@@ -81,11 +82,15 @@ class VLMJudge:
     """An OpenAI-compatible VLM judge, called concurrently; failed items come back as None."""
 
     def __init__(self, settings: JudgeSettings):
-        from datagen.chat_api import ChatConfig
+        from common.openai_client import ChatConfig
 
-        cfg = ChatConfig(api_key_env=settings.api_key_env, timeout_s=settings.timeout_s,
-                         max_retries=settings.max_retries, backoff_s=settings.backoff_s,
-                         concurrency=settings.concurrency)
+        cfg = ChatConfig(
+            api_key_env=settings.api_key_env,
+            timeout_s=settings.timeout_s,
+            max_retries=settings.max_retries,
+            backoff_s=settings.backoff_s,
+            concurrency=settings.concurrency,
+        )
         if settings.base_url:
             cfg.base_url = settings.base_url
         if settings.model:
@@ -96,17 +101,20 @@ class VLMJudge:
         self.requests = 0
 
     def _messages(self, item: JudgeItem) -> list[dict]:
-        from datagen.chat_api import user_message
+        from common.openai_client import user_message
 
-        text = (f"Question: {item.question}\nReference answer: {item.answer}\n"
-                f"Model's answer: {item.prediction}\nReply with {{\"score\": x}}.")
+        text = (
+            f"Question: {item.question}\nReference answer: {item.answer}\n"
+            f'Model\'s answer: {item.prediction}\nReply with {{"score": x}}.'
+        )
         images = [item.image] if self.send_image and item.image else []
         return [{"role": "system", "content": JUDGE_INSTRUCTION}, user_message(text, images)]
 
     async def _score_all(self, items: list[JudgeItem]) -> list[float | None]:
-        from datagen.chat_api import ChatClient, ChatError
+        from common.openai_client import ChatClient, ChatError
 
         async with ChatClient(self.config) as client:
+
             async def one(item: JudgeItem) -> float | None:
                 try:
                     reply = await client.complete(self._messages(item), temperature=0.0, max_tokens=64)

@@ -1,4 +1,5 @@
 """`sif merge`: fold a LoRA adapter into its base model so it loads and serves like any model."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Loading a VLM and its processor for training, the LoRA setup, and the run record in the store."""
+
 from __future__ import annotations
 
 import re
@@ -59,8 +60,13 @@ def lora_config(settings: LoraSettings, task_type: str = "CAUSAL_LM"):
     target = settings.lora_target_modules
     if target == "all-linear":
         target = LANGUAGE_LINEAR  # the vision tower is trained (or frozen) as a whole, never adapted
-    return LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-                      target_modules=target, task_type=task_type)
+    return LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=target,
+        task_type=task_type,
+    )
 
 
 def has_lora_targets(model, config) -> bool:

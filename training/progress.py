@@ -7,6 +7,7 @@ group's completions were spread, and the SQLite file in the run's output folder 
 restart. On resume, rows from steps at or after the checkpoint are dropped (they belong to the
 work being redone).
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -31,21 +32,24 @@ class SqliteProgressStore:
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS answer_progress (sample_id TEXT NOT NULL, step INTEGER NOT NULL,"
             " process INTEGER NOT NULL, total REAL NOT NULL, n INTEGER NOT NULL,"
-            " PRIMARY KEY (sample_id, step, process))")
+            " PRIMARY KEY (sample_id, step, process))"
+        )
 
     def previous_mean(self, sample_id: str) -> float | None:
         with self._lock:
             row = self._conn.execute(
                 "SELECT SUM(total), SUM(n) FROM answer_progress WHERE sample_id = ? AND step = ("
                 " SELECT MAX(step) FROM answer_progress WHERE sample_id = ? AND step < ?)",
-                [str(sample_id), str(sample_id), self.step]).fetchone()
+                [str(sample_id), str(sample_id), self.step],
+            ).fetchone()
         return None if row is None or not row[1] else row[0] / row[1]
 
     def record(self, sample_id: str, scores: Sequence[float]) -> None:
         with self._lock:
             self._conn.execute(
                 "INSERT OR REPLACE INTO answer_progress (sample_id, step, process, total, n) VALUES (?, ?, ?, ?, ?)",
-                [str(sample_id), self.step, self.process_index, float(sum(scores)), len(scores)])
+                [str(sample_id), self.step, self.process_index, float(sum(scores)), len(scores)],
+            )
 
     def drop_from(self, step: int) -> int:
         """Forget rows of `step` and later (work redone after resuming from that step)."""
@@ -58,7 +62,8 @@ class SqliteProgressStore:
             rows = self._conn.execute(
                 "SELECT sample_id, step, SUM(total) / SUM(n) FROM answer_progress a WHERE step ="
                 " (SELECT MAX(step) FROM answer_progress b WHERE b.sample_id = a.sample_id)"
-                " GROUP BY sample_id, step ORDER BY sample_id").fetchall()
+                " GROUP BY sample_id, step ORDER BY sample_id"
+            ).fetchall()
         return {sid: {"step": step, "mean": round(mean, 6)} for sid, step, mean in rows}
 
     def close(self) -> None:

@@ -3,13 +3,15 @@
 LoRA rank 8 on the language model's linear layers by default (PAPER.md), or a full fine-tune.
 Multi-GPU / multi-node runs go through `accelerate launch` with a config from configs/accelerate/.
 """
+
 from __future__ import annotations
 
 import logging
 import random
 from pathlib import Path
 
-from training.config import SFTSettings, as_dict
+from common.settings import as_dict
+from training.config import SFTSettings
 from training.data import load_sft_rows, to_dataset
 from training.modeling import RunRecord, freeze_vision_tower, load_model, load_processor, lora_config, torch_dtype
 
@@ -21,13 +23,24 @@ def sft_config(s: SFTSettings, has_eval: bool):
     from trl import SFTConfig
 
     kwargs = dict(
-        output_dir=s.output_dir, learning_rate=s.learning_rate, num_train_epochs=s.num_train_epochs,
-        max_steps=s.max_steps, lr_scheduler_type=s.lr_scheduler_type, warmup_steps=s.warmup_ratio,  # a float < 1 is a ratio
-        max_length=s.max_length, per_device_train_batch_size=s.per_device_train_batch_size,
-        gradient_accumulation_steps=s.gradient_accumulation_steps, logging_steps=s.logging_steps,
-        save_steps=s.save_steps, seed=s.seed, bf16=torch_dtype(s.bf16) == torch.bfloat16,
-        eval_strategy="epoch" if has_eval else "no", report_to=[], remove_unused_columns=False,
-        gradient_checkpointing=s.gradient_checkpointing, run_name=s.run_name,
+        output_dir=s.output_dir,
+        learning_rate=s.learning_rate,
+        num_train_epochs=s.num_train_epochs,
+        max_steps=s.max_steps,
+        lr_scheduler_type=s.lr_scheduler_type,
+        warmup_steps=s.warmup_ratio,  # a float < 1 is a ratio
+        max_length=s.max_length,
+        per_device_train_batch_size=s.per_device_train_batch_size,
+        gradient_accumulation_steps=s.gradient_accumulation_steps,
+        logging_steps=s.logging_steps,
+        save_steps=s.save_steps,
+        seed=s.seed,
+        bf16=torch_dtype(s.bf16) == torch.bfloat16,
+        eval_strategy="epoch" if has_eval else "no",
+        report_to=[],
+        remove_unused_columns=False,
+        gradient_checkpointing=s.gradient_checkpointing,
+        run_name=s.run_name,
     )
     kwargs.update(s.trl)
     return SFTConfig(**kwargs)
@@ -56,9 +69,13 @@ def build_sft_trainer(s: SFTSettings, callbacks=()):
     if s.freeze_vision_tower:
         freeze_vision_tower(model)
     trainer = SFTTrainer(
-        model=model, args=sft_config(s, bool(eval_rows)), train_dataset=to_dataset(train_rows),
-        eval_dataset=to_dataset(eval_rows) if eval_rows else None, processing_class=processor,
-        peft_config=lora_config(s), callbacks=list(callbacks),
+        model=model,
+        args=sft_config(s, bool(eval_rows)),
+        train_dataset=to_dataset(train_rows),
+        eval_dataset=to_dataset(eval_rows) if eval_rows else None,
+        processing_class=processor,
+        peft_config=lora_config(s),
+        callbacks=list(callbacks),
     )
     return trainer, report
 

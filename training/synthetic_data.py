@@ -3,6 +3,7 @@
 The same path a real project takes (`sif synth` → `sif import sif50k` → `sif export sft/rl`),
 used by `sif train demo-run` and the training tests.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ class SyntheticData:
     summary: str
 
 
-def prepare_synthetic(out_dir, n: int, seed: int = 0, *, rl_n: int = 200, progress: bool = False,
-                      **knobs) -> SyntheticData:
+def prepare_synthetic(
+    out_dir, n: int, seed: int = 0, *, rl_n: int = 200, progress: bool = False, **knobs
+) -> SyntheticData:
     """Synthesize `n` samples under OUT/synthetic and route them through a store at OUT/sif.db."""
     from db.exporters import export_rl, export_sft
     from db.importers import import_dataset

@@ -6,6 +6,7 @@ and video processors (small `max_pixels`), and a randomly initialized
 `Qwen2_5_VLForConditionalGeneration`. `save_pretrained` writes it so that
 `AutoProcessor` / `AutoModelForImageTextToText.from_pretrained(DIR)` load it like any hub model.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -13,8 +14,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 SPECIAL_TOKENS = (
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-    "<|image_pad|>", "<|video_pad|>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
 )
 
 # Qwen2-VL's template, except that a content part is dispatched on its "type" first: datasets
@@ -77,17 +83,24 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int):
 
     tok = Tokenizer(models.BPE())
     # One token a digit, as Qwen2's own tokenizer does: every coordinate has the same shape.
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None,
-        additional_special_tokens=list(SPECIAL_TOKENS[1:]), model_max_length=32768,
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        additional_special_tokens=list(SPECIAL_TOKENS[1:]),
+        model_max_length=32768,
         chat_template=CHAT_TEMPLATE,
     )
 
@@ -114,23 +127,36 @@ def model_config(tokenizer, cfg: TinyModelConfig):
     ids = tokenizer.convert_tokens_to_ids
     return Qwen2_5_VLConfig(
         text_config={
-            "vocab_size": len(tokenizer), "hidden_size": cfg.hidden_size,
-            "intermediate_size": cfg.intermediate_size, "num_hidden_layers": cfg.num_hidden_layers,
-            "num_attention_heads": cfg.num_attention_heads, "num_key_value_heads": cfg.num_key_value_heads,
+            "vocab_size": len(tokenizer),
+            "hidden_size": cfg.hidden_size,
+            "intermediate_size": cfg.intermediate_size,
+            "num_hidden_layers": cfg.num_hidden_layers,
+            "num_attention_heads": cfg.num_attention_heads,
+            "num_key_value_heads": cfg.num_key_value_heads,
             "max_position_embeddings": cfg.max_position_embeddings,
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
-            "bos_token_id": ids("<|endoftext|>"), "eos_token_id": ids("<|im_end|>"),
-            "pad_token_id": ids("<|endoftext|>"), "tie_word_embeddings": True,
+            "bos_token_id": ids("<|endoftext|>"),
+            "eos_token_id": ids("<|im_end|>"),
+            "pad_token_id": ids("<|endoftext|>"),
+            "tie_word_embeddings": True,
         },
         vision_config={
-            "depth": cfg.vision_depth, "hidden_size": cfg.vision_hidden_size,
-            "intermediate_size": cfg.vision_hidden_size * 2, "num_heads": cfg.vision_heads,
-            "patch_size": cfg.patch_size, "out_hidden_size": cfg.hidden_size,
-            "fullatt_block_indexes": [cfg.vision_depth - 1], "window_size": cfg.patch_size * 4,
+            "depth": cfg.vision_depth,
+            "hidden_size": cfg.vision_hidden_size,
+            "intermediate_size": cfg.vision_hidden_size * 2,
+            "num_heads": cfg.vision_heads,
+            "patch_size": cfg.patch_size,
+            "out_hidden_size": cfg.hidden_size,
+            "fullatt_block_indexes": [cfg.vision_depth - 1],
+            "window_size": cfg.patch_size * 4,
         },
-        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
-        bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>"),
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+        bos_token_id=ids("<|endoftext|>"),
+        eos_token_id=ids("<|im_end|>"),
+        pad_token_id=ids("<|endoftext|>"),
         tie_word_embeddings=True,
     )
 
@@ -149,7 +175,8 @@ def build_tiny_model(out_dir, cfg: TinyModelConfig = TinyModelConfig(), corpus: 
     torch.manual_seed(cfg.seed)
     model = Qwen2_5_VLForConditionalGeneration(model_config(tokenizer, cfg))
     model.generation_config = GenerationConfig(
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False)
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
+    )
     model.save_pretrained(out)
     processor.save_pretrained(out)
     (out / "tiny_config.json").write_text(json.dumps(asdict(cfg), indent=1))

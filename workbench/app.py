@@ -6,6 +6,7 @@ walk the revision history, and watch progress in the Stats tab.
 is exposed). Handlers call `workbench.service.Workbench`; the session's sample, draft and review
 version live in `gr.State`, so two curators never share an unsaved edit.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -23,8 +24,8 @@ from workbench.draft import TABLE_HEADERS, Draft
 from workbench.history import DIFF_COLOURS, HISTORY_HEADERS, chain_diff, history_rows
 from workbench.preview import preview_markdown
 from workbench.render import ALL_STEPS, load_picture
-from workbench.serving import DEFAULT_HOST, DEFAULT_PORT, ServePolicy, user_of
 from workbench.service import ANY, BROWSE_HEADERS, SORTS, VALIDITY, Filters, Page, Workbench
+from workbench.serving import DEFAULT_HOST, DEFAULT_PORT, ServePolicy, user_of
 from workbench.shortcuts import shortcuts_head, shortcuts_markdown
 from workbench.stats import compute_stats
 
@@ -32,8 +33,11 @@ CSS = """
 #wb-strip img { object-fit: contain; }
 .wb-small { font-size: 0.9em; }
 """
-REVIEW_BUTTONS = {"accepted": ("Accept", "wb-accept"), "rejected": ("Reject", "wb-reject"),
-                  "needs_fix": ("Needs fix", "wb-needs-fix")}
+REVIEW_BUTTONS = {
+    "accepted": ("Accept", "wb-accept"),
+    "rejected": ("Reject", "wb-reject"),
+    "needs_fix": ("Needs fix", "wb-needs-fix"),
+}
 
 
 @dataclass
@@ -70,8 +74,10 @@ def _info_markdown(s: Sample, rev: ChainRevision | None, review, draft: Draft | 
     if rev is None:
         lines.append("**Revision:** none yet")
     else:
-        lines.append(f"**Revision:** {rev.rev} · origin **{rev.origin}** · by {rev.author} · {rev.created_at[:19]}"
-                     f" · {'valid' if rev.valid else 'invalid'}")
+        lines.append(
+            f"**Revision:** {rev.rev} · origin **{rev.origin}** · by {rev.author} · {rev.created_at[:19]}"
+            f" · {'valid' if rev.valid else 'invalid'}"
+        )
     who = f" by {review.reviewer} ({review.updated_at[:19]})" if review.version else ""
     note = f" — {review.note}" if review.note else ""
     lines.append(f"**Review:** {review.status}{who}{note}")
@@ -92,19 +98,25 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
             with gr.Tab("Curate", id="curate"):
                 with gr.Row():
                     with gr.Column(scale=2, min_width=340):
-                        search = gr.Textbox(label="Search question, answer and chain", placeholder="words…  (key: /)",
-                                            elem_id="wb-search")
+                        search = gr.Textbox(
+                            label="Search question, answer and chain",
+                            placeholder="words…  (key: /)",
+                            elem_id="wb-search",
+                        )
                         with gr.Row():
                             f_status = gr.Dropdown([ANY, *STATUSES], value=ANY, label="Status", elem_id="wb-f-status")
                             f_dataset = gr.Dropdown([ANY], value=ANY, label="Dataset", elem_id="wb-f-dataset")
                             f_valid = gr.Dropdown(list(VALIDITY), value=ANY, label="Validity", elem_id="wb-f-valid")
                         with gr.Row():
-                            f_origin = gr.Dropdown([ANY, "none", *ORIGINS], value=ANY, label="Origin", elem_id="wb-f-origin")
+                            f_origin = gr.Dropdown(
+                                [ANY, "none", *ORIGINS], value=ANY, label="Origin", elem_id="wb-f-origin"
+                            )
                             f_run = gr.Dropdown([ANY], value=ANY, label="Run", elem_id="wb-f-run")
                             f_sort = gr.Dropdown(list(SORTS), value="id", label="Sort", elem_id="wb-f-sort")
                         count_md = gr.Markdown(elem_id="wb-count")
-                        listing = gr.Dataframe(headers=BROWSE_HEADERS, interactive=False, elem_id="wb-list",
-                                               max_height=560, wrap=False)
+                        listing = gr.Dataframe(
+                            headers=BROWSE_HEADERS, interactive=False, elem_id="wb-list", max_height=560, wrap=False
+                        )
                         with gr.Row():
                             page_prev = gr.Button("◀ page", size="sm", elem_id="wb-page-prev")
                             page_md = gr.Markdown(elem_id="wb-page")
@@ -116,18 +128,40 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
                             show = gr.Radio([ALL_STEPS], value=ALL_STEPS, label="Show", elem_id="wb-show", scale=3)
                             show_gt = gr.Checkbox(True, label="Ground truth (g)", elem_id="wb-gt")
                         with gr.Row():
-                            image = gr.Image(label="Image", interactive=False, elem_id="wb-image", format="png",
-                                             buttons=["fullscreen"])
-                            depth = gr.Image(label="Depth (near = red, far = blue)", interactive=False,
-                                             elem_id="wb-depth", format="png", buttons=["fullscreen"])
-                        strip = gr.Image(label="Step strip", interactive=False, elem_id="wb-strip", height=120,
-                                         format="png", buttons=["fullscreen"])
+                            image = gr.Image(
+                                label="Image",
+                                interactive=False,
+                                elem_id="wb-image",
+                                format="png",
+                                buttons=["fullscreen"],
+                            )
+                            depth = gr.Image(
+                                label="Depth (near = red, far = blue)",
+                                interactive=False,
+                                elem_id="wb-depth",
+                                format="png",
+                                buttons=["fullscreen"],
+                            )
+                        strip = gr.Image(
+                            label="Step strip",
+                            interactive=False,
+                            elem_id="wb-strip",
+                            height=120,
+                            format="png",
+                            buttons=["fullscreen"],
+                        )
                         info = gr.Markdown(elem_id="wb-info")
                         with gr.Row(equal_height=True):
                             review_note = gr.Textbox(label="Review note", elem_id="wb-review-note", scale=3)
-                            review_btns = {status: gr.Button(f"{label} ({key})", elem_id=eid, size="sm",
-                                                             variant="primary" if status == "accepted" else "secondary")
-                                           for (status, (label, eid)), key in zip(REVIEW_BUTTONS.items(), "axf")}
+                            review_btns = {
+                                status: gr.Button(
+                                    f"{label} ({key})",
+                                    elem_id=eid,
+                                    size="sm",
+                                    variant="primary" if status == "accepted" else "secondary",
+                                )
+                                for (status, (label, eid)), key in zip(REVIEW_BUTTONS.items(), "axf")
+                            }
                         review_msg = gr.Markdown(elem_id="wb-review-msg")
                         with gr.Tabs() as panels:
                             with gr.Tab("Edit", id="edit"):
@@ -137,51 +171,94 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
                                     step_next = gr.Button("step (]) ▶", size="sm", elem_id="wb-step-next")
                                 with gr.Row():
                                     add_step = gr.Button("+ step after", size="sm", elem_id="wb-add-step")
-                                    del_step = gr.Button("delete step", size="sm", variant="stop", elem_id="wb-del-step")
+                                    del_step = gr.Button(
+                                        "delete step", size="sm", variant="stop", elem_id="wb-del-step"
+                                    )
                                     up_step = gr.Button("move up", size="sm", elem_id="wb-up-step")
                                     down_step = gr.Button("move down", size="sm", elem_id="wb-down-step")
                                 with gr.Row():
                                     with gr.Column(scale=3):
                                         annot = image_annotator(
-                                            None, label="Drag, resize or draw this step's boxes (Delete removes the selected box)",
-                                            sources=[], show_clear_button=False, show_download_button=False,
-                                            show_remove_button=True, disable_edit_boxes=True, box_min_size=4,
-                                            elem_id="wb-annot", boxes_alpha=0.15)
+                                            None,
+                                            label="Drag, resize or draw this step's boxes (Delete removes the selected box)",
+                                            sources=[],
+                                            show_clear_button=False,
+                                            show_download_button=False,
+                                            show_remove_button=True,
+                                            disable_edit_boxes=True,
+                                            box_min_size=4,
+                                            elem_id="wb-annot",
+                                            boxes_alpha=0.15,
+                                        )
                                     with gr.Column(scale=2):
                                         step_text = gr.Textbox(label="Step text", lines=3, elem_id="wb-step-text")
                                         answer = gr.Textbox(label="Answer", elem_id="wb-answer")
                                         feedback = gr.Markdown(elem_id="wb-feedback")
-                                regions = gr.Dataframe(headers=TABLE_HEADERS, datatype=["number"] * 5 + ["str"],
-                                                       interactive=True, column_count=6, elem_id="wb-regions",
-                                                       label="This step's regions: normalized boxes, depth 0 = near. "
-                                                             "A typed depth is 'manual'; type 'auto' to recompute it from the map.")
+                                regions = gr.Dataframe(
+                                    headers=TABLE_HEADERS,
+                                    datatype=["number"] * 5 + ["str"],
+                                    interactive=True,
+                                    column_count=6,
+                                    elem_id="wb-regions",
+                                    label="This step's regions: normalized boxes, depth 0 = near. "
+                                    "A typed depth is 'manual'; type 'auto' to recompute it from the map.",
+                                )
                                 with gr.Row():
-                                    edit_note = gr.Textbox(label="Note for this edit (optional)", scale=3, elem_id="wb-edit-note")
+                                    edit_note = gr.Textbox(
+                                        label="Note for this edit (optional)", scale=3, elem_id="wb-edit-note"
+                                    )
                                     save = gr.Button("Save edit (Ctrl+S)", variant="primary", elem_id="wb-save")
                                     discard = gr.Button("Discard edit", elem_id="wb-discard")
-                                    rebase = gr.Button("Keep my edit on top of theirs", visible=False, elem_id="wb-rebase")
+                                    rebase = gr.Button(
+                                        "Keep my edit on top of theirs", visible=False, elem_id="wb-rebase"
+                                    )
                                 save_msg = gr.Markdown(elem_id="wb-save-msg")
-                                conflict = gr.HighlightedText(label="Their current chain → your edit", visible=False,
-                                                              color_map=DIFF_COLOURS, combine_adjacent=False,
-                                                              elem_id="wb-conflict-diff")
+                                conflict = gr.HighlightedText(
+                                    label="Their current chain → your edit",
+                                    visible=False,
+                                    color_map=DIFF_COLOURS,
+                                    combine_adjacent=False,
+                                    elem_id="wb-conflict-diff",
+                                )
                             with gr.Tab("History", id="history"):
                                 history = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, elem_id="wb-history")
                                 gr.Markdown("Select a revision to see how the current chain differs from it.")
-                                diff = gr.HighlightedText(label="Diff (selected → current)", color_map=DIFF_COLOURS,
-                                                          combine_adjacent=False, elem_id="wb-diff", show_legend=True)
+                                diff = gr.HighlightedText(
+                                    label="Diff (selected → current)",
+                                    color_map=DIFF_COLOURS,
+                                    combine_adjacent=False,
+                                    elem_id="wb-diff",
+                                    show_legend=True,
+                                )
                                 with gr.Row():
                                     revert_btn = gr.Button("Revert to the selected revision", elem_id="wb-revert")
                                     history_msg = gr.Markdown(elem_id="wb-history-msg")
                             with gr.Tab("Model outputs", id="outputs"):
-                                output_pick = gr.Dropdown([], label="Rollouts and predictions recorded for this sample",
-                                                          elem_id="wb-output-pick")
+                                output_pick = gr.Dropdown(
+                                    [],
+                                    label="Rollouts and predictions recorded for this sample",
+                                    elem_id="wb-output-pick",
+                                )
                                 with gr.Row():
-                                    out_image = gr.Image(label="Output over the image", interactive=False, format="png",
-                                                         elem_id="wb-out-image")
-                                    out_depth = gr.Image(label="Output over the depth map", interactive=False,
-                                                         format="png", elem_id="wb-out-depth")
-                                out_strip = gr.Image(label="Output step strip", interactive=False, height=120,
-                                                     format="png", elem_id="wb-out-strip")
+                                    out_image = gr.Image(
+                                        label="Output over the image",
+                                        interactive=False,
+                                        format="png",
+                                        elem_id="wb-out-image",
+                                    )
+                                    out_depth = gr.Image(
+                                        label="Output over the depth map",
+                                        interactive=False,
+                                        format="png",
+                                        elem_id="wb-out-depth",
+                                    )
+                                out_strip = gr.Image(
+                                    label="Output step strip",
+                                    interactive=False,
+                                    height=120,
+                                    format="png",
+                                    elem_id="wb-out-strip",
+                                )
                                 with gr.Row():
                                     out_text = gr.Code(label="Output text", language=None, elem_id="wb-out-text")
                                     out_feedback = gr.Markdown(elem_id="wb-out-feedback")
@@ -193,8 +270,13 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
                     plot_status = gr.BarPlot(x="status", y="samples", title="Review progress", elem_id="wb-plot-status")
                     plot_depth = gr.BarPlot(x="depth", y="samples", title="Depth consistency", elem_id="wb-plot-depth")
                 with gr.Row():
-                    plot_hiou = gr.BarPlot(x="final-step HIoU", y="samples", title="Final-step HIoU vs ground truth",
-                                           elem_id="wb-plot-hiou", sort="x")
+                    plot_hiou = gr.BarPlot(
+                        x="final-step HIoU",
+                        y="samples",
+                        title="Final-step HIoU vs ground truth",
+                        elem_id="wb-plot-hiou",
+                        sort="x",
+                    )
                     plot_len = gr.BarPlot(x="steps", y="samples", title="Chain length", elem_id="wb-plot-length")
             with gr.Tab("Keys", id="keys"):
                 gr.Markdown(shortcuts_markdown(), elem_id="wb-keys")
@@ -202,8 +284,26 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
         filters = [f_status, f_dataset, f_valid, f_origin, f_run, search, f_sort]
         editor_out = [annot, regions, step_radio, step_text, answer, feedback]
         views_out = [image, depth, strip, show]
-        open_out = [state, info, *views_out, *editor_out, save_msg, rebase, conflict, review_note, review_msg,
-                    history, diff, history_msg, output_pick, out_image, out_depth, out_strip, out_text, out_feedback]
+        open_out = [
+            state,
+            info,
+            *views_out,
+            *editor_out,
+            save_msg,
+            rebase,
+            conflict,
+            review_note,
+            review_msg,
+            history,
+            diff,
+            history_msg,
+            output_pick,
+            out_image,
+            out_depth,
+            out_strip,
+            out_text,
+            out_feedback,
+        ]
         browse_out = [state, listing, count_md, page_md]
 
         # ------------------------------------------------------------ view helpers
@@ -236,8 +336,10 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
         def feedback_text(sess: Session) -> str:
             text = preview_markdown(wb.feedback(sess.sample, sess.draft.to_chain()))
             if sess.stored_problems and not sess.draft.dirty:
-                text += ("\n\n**The stored revision has problems** (the editor shows what could be recovered; "
-                         "saving stores it in canonical form):\n" + "\n".join(f"- {p}" for p in sess.stored_problems))
+                text += (
+                    "\n\n**The stored revision has problems** (the editor shows what could be recovered; "
+                    "saving stores it in canonical form):\n" + "\n".join(f"- {p}" for p in sess.stored_problems)
+                )
             return text
 
         def outputs_panel(sess: Session, rev: int | None) -> dict:
@@ -246,12 +348,24 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
             chosen = next((r for r in outs if r.rev == rev), outs[-1] if outs else None)
             sess.output_rev = chosen.rev if chosen else None
             if chosen is None:
-                return {output_pick: gr.update(choices=[], value=None), out_image: None, out_depth: None,
-                        out_strip: None, out_text: "", out_feedback: "No rollouts or predictions recorded for this sample."}
+                return {
+                    output_pick: gr.update(choices=[], value=None),
+                    out_image: None,
+                    out_depth: None,
+                    out_strip: None,
+                    out_text: "",
+                    out_feedback: "No rollouts or predictions recorded for this sample.",
+                }
             v = wb.render(sess.sample, chosen.chain)
             fb = preview_markdown(wb.feedback(sess.sample, chosen.chain))
-            return {output_pick: gr.update(choices=pick, value=chosen.rev), out_image: v.image, out_depth: v.depth,
-                    out_strip: v.strip, out_text: chosen.raw_text or chosen.text, out_feedback: fb}
+            return {
+                output_pick: gr.update(choices=pick, value=chosen.rev),
+                out_image: v.image,
+                out_depth: v.depth,
+                out_strip: v.strip,
+                out_text: chosen.raw_text or chosen.text,
+                out_feedback: fb,
+            }
 
         def open_sample(sess: Session, sample_id, show_v, gt_v, step: int = 0) -> dict:
             if sample_id is None:
@@ -260,10 +374,18 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
             sess.sample, sess.draft, sess.step = o.sample, o.draft, step  # editor() keeps the step in range
             sess.review_version, sess.selected_rev = o.review.version, None
             sess.stored_problems = list(o.revision.problems) if o.revision else []
-            out = {state: sess, info: _info_markdown(o.sample, o.revision, o.review, o.draft),
-                   save_msg: "", rebase: gr.update(visible=False), conflict: gr.update(visible=False, value=None),
-                   review_note: o.review.note, review_msg: "",
-                   history: history_rows(wb.store.history(o.sample.id)), diff: None, history_msg: ""}
+            out = {
+                state: sess,
+                info: _info_markdown(o.sample, o.revision, o.review, o.draft),
+                save_msg: "",
+                rebase: gr.update(visible=False),
+                conflict: gr.update(visible=False, value=None),
+                review_note: o.review.note,
+                review_msg: "",
+                history: history_rows(wb.store.history(o.sample.id)),
+                diff: None,
+                history_msg: "",
+            }
             out.update(views(sess, show_v, gt_v))
             out.update(editor(sess))
             out.update(outputs_panel(sess, None))
@@ -278,9 +400,12 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
         def browse(sess: Session, page_no) -> dict:
             page = wb.browse(sess.filters, page_no)
             sess.page = page
-            return {state: sess, listing: page.rows or [[""] * len(BROWSE_HEADERS)],
-                    count_md: f"**{page.total}** matching of {store.count()} samples",
-                    page_md: f"page {page.page + 1} / {page.pages}"}
+            return {
+                state: sess,
+                listing: page.rows or [[""] * len(BROWSE_HEADERS)],
+                count_md: f"**{page.total}** matching of {store.count()} samples",
+                page_md: f"page {page.page + 1} / {page.pages}",
+            }
 
         # ------------------------------------------------------------ load, browse, navigate
 
@@ -307,6 +432,7 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
             def handler(sess: Session):
                 current = sess.page.page if sess.page else 0
                 return browse(sess, current + delta)
+
             return handler
 
         page_prev.click(on_page(-1), [state], browse_out)
@@ -331,6 +457,7 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
                 if moved:
                     out.update({listing: page.rows, page_md: f"page {page.page + 1} / {page.pages}"})
                 return out
+
             return handler
 
         nav_out = [*open_out, listing, page_md]
@@ -375,8 +502,11 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
             if not sess.draft:
                 return {}
             sess.draft.set_text(sess.step, text)
-            return {state: sess, feedback: feedback_text(sess),
-                    strip: wb.render(sess.sample, sess.draft.to_chain()).strip}
+            return {
+                state: sess,
+                feedback: feedback_text(sess),
+                strip: wb.render(sess.sample, sess.draft.to_chain()).strip,
+            }
 
         step_text.input(on_text, [state, step_text], [state, feedback, strip], trigger_mode="always_last")
 
@@ -396,7 +526,9 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
                 if action == "pick":
                     sess.step = int(value) - 1 if value else 0
                 elif action in ("prev", "next"):
-                    sess.step = min(max(sess.step + (1 if action == "next" else -1), 0), max(len(sess.draft.steps) - 1, 0))
+                    sess.step = min(
+                        max(sess.step + (1 if action == "next" else -1), 0), max(len(sess.draft.steps) - 1, 0)
+                    )
                 elif action == "add":
                     sess.step = sess.draft.add_step(sess.step if sess.draft.steps else -1, dmap)
                 elif action == "delete":
@@ -404,11 +536,18 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
                 else:
                     sess.step = sess.draft.move_step(sess.step, -1 if action == "up" else 1)
                 return refreshed_after_edit(sess, show_v, gt_v, annotator=True)
+
             return handler
 
         step_radio.input(step_action("pick"), [state, step_radio, show, show_gt], edit_out)
-        for btn, action in ((step_prev, "prev"), (step_next, "next"), (add_step, "add"), (del_step, "delete"),
-                            (up_step, "up"), (down_step, "down")):
+        for btn, action in (
+            (step_prev, "prev"),
+            (step_next, "next"),
+            (add_step, "add"),
+            (del_step, "delete"),
+            (up_step, "up"),
+            (down_step, "down"),
+        ):
             btn.click(step_action(action), [state, step_radio, show, show_gt], edit_out)
 
         def on_save(sess: Session, note, answer_v, text_v, show_v, gt_v, request: gr.Request):
@@ -422,10 +561,12 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
                 saved = wb.save(sess.draft, author, note)
             except ConflictError as exc:
                 theirs = exc.current
-                return {save_msg: f"**Conflict — not saved.** {exc}. Your edit is still here; compare it with "
-                                  "theirs below, then keep yours on top of theirs or discard it.",
-                        rebase: gr.update(visible=True),
-                        conflict: gr.update(visible=True, value=chain_diff(theirs.text, wb.text_of(sess.draft.to_chain())))}
+                return {
+                    save_msg: f"**Conflict — not saved.** {exc}. Your edit is still here; compare it with "
+                    "theirs below, then keep yours on top of theirs or discard it.",
+                    rebase: gr.update(visible=True),
+                    conflict: gr.update(visible=True, value=chain_diff(theirs.text, wb.text_of(sess.draft.to_chain()))),
+                }
             except StoreError as exc:
                 return {save_msg: f"**Not saved:** {exc}"}
             out = open_sample(sess, saved.sample_id, show_v, gt_v, step=sess.step)  # the curator stays on the step
@@ -434,15 +575,21 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
             out[save_msg] = f"**Saved** revision {saved.rev} by {author}{problems}"
             return out
 
-        save.click(on_save, [state, edit_note, answer, step_text, show, show_gt], [*open_out, listing, count_md, page_md])
+        save.click(
+            on_save, [state, edit_note, answer, step_text, show, show_gt], [*open_out, listing, count_md, page_md]
+        )
 
         def on_rebase(sess: Session):
             current = wb.store.current_chain(sess.sample.id) if sess.sample else None
             if sess.draft is None or current is None:
                 return {}
             sess.draft.base_rev = current.rev
-            return {state: sess, rebase: gr.update(visible=False), conflict: gr.update(visible=False),
-                    save_msg: f"Your edit now builds on revision {current.rev} (theirs stays in the history). Save again to keep it."}
+            return {
+                state: sess,
+                rebase: gr.update(visible=False),
+                conflict: gr.update(visible=False),
+                save_msg: f"Your edit now builds on revision {current.rev} (theirs stays in the history). Save again to keep it.",
+            }
 
         rebase.click(on_rebase, [state], [state, rebase, conflict, save_msg])
 
@@ -452,15 +599,20 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
         discard.click(on_discard, [state, show, show_gt], open_out)
 
         def on_adopt(sess: Session, show_v, gt_v):
-            chosen = next((r for r in wb.store.run_revisions(sess.sample.id) if r.rev == sess.output_rev), None) \
-                if sess.sample else None
+            chosen = (
+                next((r for r in wb.store.run_revisions(sess.sample.id) if r.rev == sess.output_rev), None)
+                if sess.sample
+                else None
+            )
             if chosen is None:
                 return {}
             base = sess.draft.base_rev if sess.draft else None
             sess.draft = Draft.from_chain(sess.sample.id, base, chosen.chain, wb.depth_map(sess.sample))
             sess.draft.dirty, sess.step = True, 0
             out = refreshed_after_edit(sess, show_v, gt_v, annotator=True)
-            out[save_msg] = f"Loaded {chosen.origin} rev {chosen.rev} of run {chosen.run_id} into the editor; save to keep it."
+            out[save_msg] = (
+                f"Loaded {chosen.origin} rev {chosen.rev} of run {chosen.run_id} into the editor; save to keep it."
+            )
             out[panels] = gr.Tabs(selected="edit")
             return out
 
@@ -469,8 +621,11 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
         def on_output_pick(sess: Session, rev):
             return {state: sess, **outputs_panel(sess, rev)}
 
-        output_pick.input(on_output_pick, [state, output_pick],
-                          [state, output_pick, out_image, out_depth, out_strip, out_text, out_feedback])
+        output_pick.input(
+            on_output_pick,
+            [state, output_pick],
+            [state, output_pick, out_image, out_depth, out_strip, out_text, out_feedback],
+        )
 
         # ------------------------------------------------------------ review
 
@@ -488,6 +643,7 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
                 out[review_msg] = f"**{status}** by {reviewer}"
                 out[info] = _info_markdown(sess.sample, wb.store.current_chain(sess.sample.id), r, sess.draft)
                 return out
+
             return handler
 
         for status, btn in review_btns.items():
@@ -505,8 +661,11 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
             if old is None or current is None:
                 return {}
             sess.selected_rev = rev
-            return {state: sess, diff: chain_diff(old.text, current.text),
-                    history_msg: f"revision {rev} ({old.origin} by {old.author}) → current {current.rev}"}
+            return {
+                state: sess,
+                diff: chain_diff(old.text, current.text),
+                history_msg: f"revision {rev} ({old.origin} by {old.author}) → current {current.rev}",
+            }
 
         history.select(on_history_select, [state], [state, diff, history_msg])
 
@@ -536,16 +695,31 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
     return app
 
 
-def launch(db: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-           auth: list[tuple[str, str]] | None = None, block: bool = True, quiet: bool = False):
+def launch(
+    db: str | Path,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    auth: list[tuple[str, str]] | None = None,
+    block: bool = True,
+    quiet: bool = False,
+):
     """Open the store and serve the workbench; with `block=False` returns (app, url) at once."""
     store = Store.open(db)
     policy = ServePolicy(store.data_root, store.path)
     policy.activate()
     app = build_app(store)
     app.queue(default_concurrency_limit=4)
-    _, url, _ = app.launch(server_name=host, server_port=port, auth=auth, prevent_thread_lock=not block,
-                           quiet=quiet, head=shortcuts_head(), css=CSS, footer_links=[],
-                           auth_message="SIF Workbench: sign in as a curator" if auth else None,
-                           **policy.launch_kwargs())
+    _, url, _ = app.launch(
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        prevent_thread_lock=not block,
+        quiet=quiet,
+        head=shortcuts_head(),
+        css=CSS,
+        footer_links=[],
+        auth_message="SIF Workbench: sign in as a curator" if auth else None,
+        **policy.launch_kwargs(),
+    )
     return app, url

@@ -2,6 +2,7 @@
 imported under `$SIF_HOME/demo` (default `~/.cache/sif/demo`) on first use, plus a small
 evaluation run whose predictions fill the Model outputs panel, and some flawed teacher chains
 to curate."""
+
 from __future__ import annotations
 
 import shutil
@@ -19,10 +20,9 @@ DEMO_PREDICTIONS = 40
 _DONE = ".complete"
 
 
-
-
 def _jitter(chain: Chain, rng: np.random.Generator) -> Chain:
     """A plausible model output: the chain with its boxes shifted a little, depths kept."""
+
     def move(r: Region) -> Region:
         x1, y1, x2, y2 = r.bbox
         dx, dy = rng.uniform(-0.06, 0.06, size=2)
@@ -51,12 +51,16 @@ def add_demo_drafts(store: Store, seed: int = 1) -> None:
 
 def add_demo_predictions(store: Store, n: int = DEMO_PREDICTIONS, seed: int = 0) -> str:
     """An evaluation run with a jittered prediction for the first `n` samples; returns its id."""
-    run_id = store.create_run("evaluation", {"model": "demo", "note": "jittered curated chains"}, name="demo predictions")
+    run_id = store.create_run(
+        "evaluation", {"model": "demo", "note": "jittered curated chains"}, name="demo predictions"
+    )
     rng = np.random.default_rng(seed)
     for row in store.query(sort="id", limit=n):
         current = store.current_chain(row.id)
         if current is not None:
-            store.add_revision(row.id, _jitter(current.chain, rng), origin="prediction", author="demo-model", run_id=run_id)
+            store.add_revision(
+                row.id, _jitter(current.chain, rng), origin="prediction", author="demo-model", run_id=run_id
+            )
     store.update_run(run_id, status="done")
     return run_id
 

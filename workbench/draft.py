@@ -5,6 +5,7 @@ A region's depth follows its box: when the box changes the depth is recomputed f
 map, unless the curator typed a depth for the current box, which is then kept and marked manual.
 Pure Python (no Gradio), so the editing rules are tested without a browser.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -48,7 +49,9 @@ class Draft:
     # ------------------------------------------------------------ chain conversion
 
     @classmethod
-    def from_chain(cls, sample_id: int, base_rev: int | None, chain: Chain | None, dmap: DepthMap | None = None) -> "Draft":
+    def from_chain(
+        cls, sample_id: int, base_rev: int | None, chain: Chain | None, dmap: DepthMap | None = None
+    ) -> Draft:
         """A draft of `chain`; regions without a depth get it from `dmap`. Stored depths that differ
         from the map's are kept and marked manual, so the curator sees they are not the map's."""
         draft = cls(sample_id, base_rev)
@@ -62,7 +65,9 @@ class Draft:
                 if r.depth is None:
                     regions.append(DraftRegion(box, auto))
                 else:
-                    regions.append(DraftRegion(box, _r3(r.depth), auto is not None and abs(_r3(r.depth) - auto) > 0.0015))
+                    regions.append(
+                        DraftRegion(box, _r3(r.depth), auto is not None and abs(_r3(r.depth) - auto) > 0.0015)
+                    )
             draft.steps.append(DraftStep(regions, s.text))
         draft.answer = chain.answer or ""
         return draft
@@ -73,7 +78,7 @@ class Draft:
 
     # ------------------------------------------------------------ step operations
 
-    def _touch(self) -> "Draft":
+    def _touch(self) -> Draft:
         self.dirty = True
         return self
 
@@ -117,7 +122,9 @@ class Draft:
 
     # ------------------------------------------------------------ regions
 
-    def set_regions(self, index: int, boxes: Sequence[Sequence[float]], depths: Sequence[float | None], dmap: DepthMap | None) -> None:
+    def set_regions(
+        self, index: int, boxes: Sequence[Sequence[float]], depths: Sequence[float | None], dmap: DepthMap | None
+    ) -> None:
         """Replace step `index`'s regions. A region whose box is unchanged keeps its depth (manual
         or not) unless `depths` gives a new one, which is then manual; a changed or new box gets
         its depth from the map, or the given depth (manual) where there is no map."""
@@ -128,7 +135,9 @@ class Draft:
         new: list[DraftRegion] = []
         for i, (box, depth) in enumerate(zip(boxes, depths)):
             box = [_r3(v) for v in box]
-            same = [j for j in ([i] if i < len(old) else []) + list(range(len(old))) if old[j].bbox == box and j not in used]
+            same = [
+                j for j in ([i] if i < len(old) else []) + list(range(len(old))) if old[j].bbox == box and j not in used
+            ]
             prev = old[same[0]] if same else None
             if prev is not None:
                 used.add(same[0])
@@ -197,11 +206,21 @@ class Draft:
         out = []
         for r in self.steps[index].regions:
             x1, y1, x2, y2 = to_pixels(r.bbox, width, height)
-            out.append({"xmin": round(x1), "ymin": round(y1), "xmax": round(x2), "ymax": round(y2),
-                        "label": str(index + 1), "color": colour})
+            out.append(
+                {
+                    "xmin": round(x1),
+                    "ymin": round(y1),
+                    "xmax": round(x2),
+                    "ymax": round(y2),
+                    "label": str(index + 1),
+                    "color": colour,
+                }
+            )
         return out
 
-    def apply_annotator(self, index: int, boxes: Sequence[dict], width: int, height: int, dmap: DepthMap | None) -> None:
+    def apply_annotator(
+        self, index: int, boxes: Sequence[dict], width: int, height: int, dmap: DepthMap | None
+    ) -> None:
         """Take the annotator's boxes (pixels) for step `index`. The annotator reorders boxes (a new
         one comes first) and reports a box of no size while it is being drawn, so boxes are matched
         to regions by their pixels: an unmoved box keeps its region exactly (pixel rounding must not
@@ -219,7 +238,9 @@ class Draft:
         old_px = [[round(v) for v in to_pixels(r.bbox, width, height)] for r in old]
         unmoved = {}
         for j, px in enumerate(incoming):
-            i = next((i for i, o in enumerate(old_px) if o == [round(v) for v in px] and i not in unmoved.values()), None)
+            i = next(
+                (i for i, o in enumerate(old_px) if o == [round(v) for v in px] and i not in unmoved.values()), None
+            )
             if i is not None:
                 unmoved[j] = i
         moved = [to_normalized(px, width, height) for j, px in enumerate(incoming) if j not in unmoved]

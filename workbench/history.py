@@ -1,5 +1,6 @@
 """Revision history of a sample's chain as the curator reads it: a table of who changed it when
 and how, and a line diff of two revisions' canonical chain text."""
+
 from __future__ import annotations
 
 import difflib
@@ -14,8 +15,18 @@ def history_rows(revisions: Sequence) -> list[list]:
     rows = []
     for r in sorted(revisions, key=lambda r: r.rev, reverse=True):
         n_steps = len(r.chain.steps) if r.chain is not None else 0
-        rows.append([r.rev, r.origin, r.author, str(r.created_at)[:19].replace("T", " "),
-                     "yes" if r.valid else "no", n_steps, r.run_id or "", r.note or ""])
+        rows.append(
+            [
+                r.rev,
+                r.origin,
+                r.author,
+                str(r.created_at)[:19].replace("T", " "),
+                "yes" if r.valid else "no",
+                n_steps,
+                r.run_id or "",
+                r.note or "",
+            ]
+        )
     return rows
 
 

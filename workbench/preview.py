@@ -1,5 +1,6 @@
 """Live feedback on a chain being edited: its strict-format problems and what the GRPO-SIF
 rewards (FORMATS §5) would give it, computed with the same functions training uses."""
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,9 @@ class RewardPreview:
         return self.final_hiou - self.initial_hiou
 
 
-def preview(chain: Chain, gt_boxes: Sequence[Sequence[float]], depth_path: str | os.PathLike | None,
-            depth_encoding: str | None) -> RewardPreview:
+def preview(
+    chain: Chain, gt_boxes: Sequence[Sequence[float]], depth_path: str | os.PathLike | None, depth_encoding: str | None
+) -> RewardPreview:
     text = render_chain(chain)
     problems = tuple(validate_chain(text))
     has_steps = bool(chain.steps)
@@ -54,7 +56,8 @@ def _fmt(v: float | None, signed: bool = False) -> str:
 def preview_markdown(p: RewardPreview) -> str:
     """The feedback panel: rewards first, then every format problem."""
     lines = [
-        "| reward | value |", "|---|---|",
+        "| reward | value |",
+        "|---|---|",
         f"| format | {_fmt(p.format)} |",
         f"| final-step HIoU vs GT | {_fmt(p.final_hiou)} |",
         f"| correction (s_end − s_init) | {_fmt(p.correction, signed=True)} |",

@@ -1,6 +1,7 @@
 """What the curator sees of a sample: the picture and its depth map with a chain's regions drawn,
 and the step strip. Pictures are decoded once and kept at display size (bounded LRU keyed by
 file version), so flipping between samples and steps only draws boxes."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -99,9 +100,15 @@ def step_choice(show: str | int | None) -> int | None:
     return int(digits) - 1 if digits else None
 
 
-def render_views(picture: Image.Image, depth_picture: Image.Image, steps: Sequence[Step],
-                 gt_boxes: Sequence[Sequence[float]] | None, *, show: str | int | None = ALL_STEPS,
-                 show_gt: bool = True) -> Views:
+def render_views(
+    picture: Image.Image,
+    depth_picture: Image.Image,
+    steps: Sequence[Step],
+    gt_boxes: Sequence[Sequence[float]] | None,
+    *,
+    show: str | int | None = ALL_STEPS,
+    show_gt: bool = True,
+) -> Views:
     """Both overlays (every step or one, ground truth optional) and the step strip."""
     only = step_choice(show)
     gt = list(gt_boxes or []) if show_gt else None

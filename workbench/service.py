@@ -1,6 +1,7 @@
 """Everything the workbench does, as plain Python over a `Store`: browse, open, edit, save,
 review, history, outputs, stats. The Gradio app only wires widgets to these methods, so the
 benchmark and most tests run them directly."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,10 +43,18 @@ class Filters:
 
     def store_kwargs(self) -> dict:
         """The store's query filters; ANY and blanks mean 'do not filter'."""
+
         def pick(v):
             return None if v in (None, "", ANY) else v
-        return dict(status=pick(self.status), dataset=pick(self.dataset), valid=VALIDITY.get(self.validity),
-                    origin=pick(self.origin), run_id=pick(self.run), text=pick(self.text.strip()))
+
+        return dict(
+            status=pick(self.status),
+            dataset=pick(self.dataset),
+            valid=VALIDITY.get(self.validity),
+            origin=pick(self.origin),
+            run_id=pick(self.run),
+            text=pick(self.text.strip()),
+        )
 
 
 @dataclass
@@ -87,9 +96,21 @@ class Workbench:
         page = min(max(page, 0), pages - 1)
         sort, descending = SORTS.get(filters.sort, ("id", False))
         rows = self.store.query(**kw, sort=sort, descending=descending, limit=page_size, offset=page * page_size)
-        table = [[r.id, r.dataset, r.status, {True: "yes", False: "no"}.get(r.valid, ""), r.origin or "", _fmt(r.rev),
-                  _fmt(r.n_steps), _fmt(r.final_hiou), {True: "yes", False: "no"}.get(r.depth_ok, ""), r.question]
-                 for r in rows]
+        table = [
+            [
+                r.id,
+                r.dataset,
+                r.status,
+                {True: "yes", False: "no"}.get(r.valid, ""),
+                r.origin or "",
+                _fmt(r.rev),
+                _fmt(r.n_steps),
+                _fmt(r.final_hiou),
+                {True: "yes", False: "no"}.get(r.depth_ok, ""),
+                r.question,
+            ]
+            for r in rows
+        ]
         return Page(table, [r.id for r in rows], total, page, pages)
 
     def step(self, filters: Filters, page: Page, sample_id: int | None, delta: int) -> tuple[Page, int | None]:
@@ -110,15 +131,17 @@ class Workbench:
 
     def choices(self) -> dict[str, list[str]]:
         """Options of the browse filters that depend on the store's content."""
-        return {"dataset": [ANY, *self.store.datasets()],
-                "run": [ANY, *(r["id"] for r in self.store.list_runs())]}
+        return {"dataset": [ANY, *self.store.datasets()], "run": [ANY, *(r["id"] for r in self.store.list_runs())]}
 
     # ------------------------------------------------------------ look
 
     def depth_source(self, sample: Sample) -> tuple[Path | None, str | None]:
         """The depth map checks use: a lossless map in the sample's meta, else its depth image."""
-        rel, enc = (sample.meta[DEPTH_MAP_KEY], "gray16_depth") if sample.meta.get(DEPTH_MAP_KEY) \
+        rel, enc = (
+            (sample.meta[DEPTH_MAP_KEY], "gray16_depth")
+            if sample.meta.get(DEPTH_MAP_KEY)
             else (sample.depth, sample.depth_encoding)
+        )
         if not rel:
             return None, None
         try:
@@ -147,20 +170,34 @@ class Workbench:
     def open(self, sample_id: int, *, show=ALL_STEPS, show_gt: bool = True) -> Opened:
         sample = self.store.get_sample(sample_id)
         revision = self.store.current_chain(sample_id)
-        draft = Draft.from_chain(sample_id, revision.rev if revision else None,
-                                 revision.chain if revision else None, self.depth_map(sample))
+        draft = Draft.from_chain(
+            sample_id, revision.rev if revision else None, revision.chain if revision else None, self.depth_map(sample)
+        )
         chain = draft.to_chain()
-        return Opened(sample, revision, self.store.get_review(sample_id), draft,
-                      self.render(sample, chain, show=show, show_gt=show_gt), self.feedback(sample, chain),
-                      self.store.run_revisions(sample_id))
+        return Opened(
+            sample,
+            revision,
+            self.store.get_review(sample_id),
+            draft,
+            self.render(sample, chain, show=show, show_gt=show_gt),
+            self.feedback(sample, chain),
+            self.store.run_revisions(sample_id),
+        )
 
     # ------------------------------------------------------------ edit and review
 
     def save(self, draft: Draft, author: str, note: str | None = None) -> ChainRevision:
         """Store the draft as a new `edited` revision, refused (ConflictError) when the sample's
         current revision is no longer the one the draft was made from."""
-        return self.store.add_revision(draft.sample_id, draft.to_chain(), origin="edited", author=author,
-                                       parent=draft.base_rev, note=note or None, expected_rev=draft.base_rev or 0)
+        return self.store.add_revision(
+            draft.sample_id,
+            draft.to_chain(),
+            origin="edited",
+            author=author,
+            parent=draft.base_rev,
+            note=note or None,
+            expected_rev=draft.base_rev or 0,
+        )
 
     def review(self, sample_id: int, status: str, reviewer: str, note: str, expected_version: int) -> Review:
         return self.store.set_review(sample_id, status, reviewer=reviewer, note=note, expected_version=expected_version)

@@ -5,6 +5,7 @@ Pictures go to the browser as images rendered by handlers, which Gradio writes t
 that cache is a fresh private folder per launch (not the shared /tmp/gradio), the data root is the
 only allowed path, and the store's own file is blocked even when it lies inside the data root.
 """
+
 from __future__ import annotations
 
 import atexit

@@ -1,6 +1,7 @@
 """Keyboard shortcuts: a page script that clicks the workbench's buttons (by elem_id), so a key
 does exactly what the button does. Keys are ignored while typing in a field, except Ctrl/⌘+S
 (save) and Escape (leave the field)."""
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,15 @@ def shortcuts_head() -> str:
 
 def shortcuts_markdown() -> str:
     rows = [f"| `{k}` | {what} |" for k, (_, what) in SHORTCUTS.items()]
-    return "\n".join(["| key | action |", "|---|---|", *rows,
-                      "| `Ctrl+S` / `⌘+S` | save the edit |", "| `/` | search |",
-                      "| `Esc` | leave a text field (then keys work again) |",
-                      "| `c` / `d` / `Delete` | in the box editor, once clicked: draw a new box / move and resize "
-                      "boxes / remove the selected box |"])
+    return "\n".join(
+        [
+            "| key | action |",
+            "|---|---|",
+            *rows,
+            "| `Ctrl+S` / `⌘+S` | save the edit |",
+            "| `/` | search |",
+            "| `Esc` | leave a text field (then keys work again) |",
+            "| `c` / `d` / `Delete` | in the box editor, once clicked: draw a new box / move and resize "
+            "boxes / remove the selected box |",
+        ]
+    )

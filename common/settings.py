@@ -1,0 +1,83 @@
+"""Settings files: a dataclass per command, read from YAML with `--set key=value` overrides.
+
+Every layer reads its settings the same way (`sif train`, `sif generate`, `sif eval`), so the
+reader lives here, below all of them. Unknown keys are an error that names the known ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+# The depth estimator used when a sample or an image has no depth map of its own.
+DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
+
+
+def parse_overrides(pairs: list[str] | None) -> dict:
+    """`["a.b=1", "c=x"]` → `{"a": {"b": 1}, "c": "x"}`; values are read as YAML scalars."""
+    out: dict = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {pair!r}: expected key=value")
+        node = out
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value) if value.strip() else None
+    return out
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def build(cls: type[T], data: dict, where: str = "") -> T:
+    """`cls` from a dict, recursing into nested settings; unknown keys are a clear error."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"{where or cls.__name__}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        default = fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            value = build(type(default), value, f"{where or cls.__name__}.{name}")
+        elif name == "weights" and isinstance(value, dict):
+            value = {**default, **value}
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def read_settings(path: str | Path | None, overrides: list[str] | None = None) -> dict:
+    """The settings of a YAML file (optional), with `--set` overrides merged in."""
+    data: dict = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
+        data = loaded
+    return _merge(data, parse_overrides(overrides))
+
+
+def load_settings(cls: type[T], path: str | Path | None, overrides: list[str] | None = None) -> T:
+    """Settings of type `cls` from a YAML file (optional) and `--set` overrides."""
+    settings = build(cls, read_settings(path, overrides))
+    for name in ("model", "data"):
+        if not getattr(settings, name):
+            raise ValueError(f"{name}: required (set it in the config or with --set {name}=...)")
+    return settings
+
+
+def as_dict(settings) -> dict:
+    return dataclasses.asdict(settings)

@@ -1,0 +1,243 @@
+"""Per-record scoring of a model's text and the per-benchmark aggregates.
+
+`score_record` reads one prediction (a SIF chain, or plain text from a model that ignores the
+format) and returns a small JSON-able dict; `aggregate` turns the dicts of a run into the
+metrics the report shows. Scoring never raises on model output: what cannot be read scores 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+from evaluation.choices import extract_choice
+from evaluation.detection import Detection, GroundTruth, nms_ap
+from evaluation.records import EvalRecord
+from sif.chain import parse_chain, validate_chain
+from sif.geometry import box_iou, enclosing_box, hiou, to_normalized
+from sif.rewards import depth_reward, rule_based_score
+
+Scorer = Callable[[str, str, str], float]  # (question, ground truth, prediction) -> [0, 1]
+REC_THRESHOLD = 0.5
+_NUM = r"-?\d+(?:\.\d+)?"
+_BOX = re.compile(r"\[\s*(" + _NUM + r")\s*,\s*(" + _NUM + r")\s*,\s*(" + _NUM + r")\s*,\s*(" + _NUM + r")\s*\]")
+
+
+def answer_text(text: str) -> tuple[str, list]:
+    """The answer and the steps of a prediction; text without tags is taken as the answer."""
+    parsed = parse_chain(text or "")
+    answer = parsed.chain.answer
+    if answer is None:
+        answer = re.sub(r"</?(think|answer|area|text)>", " ", text or "").strip() if not parsed.chain.steps else ""
+    return answer, list(parsed.chain.steps)
+
+
+def _box_from_numbers(nums: Sequence[float], width: int, height: int) -> list[float] | None:
+    """A normalized box from 4 numbers: normalized if all are ≤ 1, else pixels of the image."""
+    x1, y1, x2, y2 = (float(v) for v in nums)
+    if max(x1, y1, x2, y2) > 1.0:
+        if not (width and height):
+            return None
+        x1, y1, x2, y2 = to_normalized([x1, y1, x2, y2], width, height)
+    return [x1, y1, x2, y2] if x2 > x1 and y2 > y1 else None
+
+
+def predicted_box(text: str, width: int = 0, height: int = 0) -> list[float] | None:
+    """REC: the final step's region (the enclosing box if it has several), else a box in the answer."""
+    answer, steps = answer_text(text)
+    if steps and steps[-1].regions:
+        return enclosing_box([list(r.bbox) for r in steps[-1].regions])
+    m = _BOX.search(answer)
+    return _box_from_numbers([float(v) for v in m.groups()], width, height) if m else None
+
+
+def _labelled_objects(answer: str) -> list[dict]:
+    """Objects with a `bbox_2d` (or `bbox`) and a `label` from the answer, JSON or not."""
+    body = re.sub(r"^```(?:json)?|```$", "", answer.strip(), flags=re.M).strip()
+    try:
+        data = json.loads(body)
+        items = data if isinstance(data, list) else [data]
+        return [o for o in items if isinstance(o, dict)]
+    except json.JSONDecodeError:
+        out = []
+        for m in re.finditer(r"\{[^{}]*\}", body):
+            try:
+                out.append(json.loads(m.group(0)))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+
+def predicted_detections(text: str, labels: Sequence[str], width: int, height: int) -> tuple[list[dict], int]:
+    """OVD: labelled boxes from the answer, as normalized boxes with a score, and how many were
+    unreadable or named a label that was not asked for.
+
+    Boxes without a confidence are ranked in the order the model listed them: the k-th of n
+    gets score 1 − k/n (k from 0), so the first box listed counts as the most confident.
+    """
+    answer, _ = answer_text(text)
+    known = {lab.strip().lower(): lab for lab in labels}
+    objects = _labelled_objects(answer)
+    out, skipped = [], 0
+    for k, obj in enumerate(objects):
+        label = known.get(str(obj.get("label", "")).strip().lower())
+        nums = obj.get("bbox_2d", obj.get("bbox"))
+        box = None
+        if label is not None and isinstance(nums, list) and len(nums) == 4:
+            try:
+                box = _box_from_numbers(nums, width, height)
+            except (TypeError, ValueError):
+                box = None
+        if box is None:
+            skipped += 1
+            continue
+        score = obj.get("score", obj.get("confidence"))
+        score = float(score) if isinstance(score, (int, float)) and math.isfinite(score) else 1.0 - k / len(objects)
+        out.append({"label": label, "box": [round(v, 6) for v in box], "score": score})
+    return out, skipped
+
+
+# ---------------------------------------------------------------- per record
+
+
+def score_rec(record: EvalRecord, text: str) -> dict:
+    box = predicted_box(text, record.width, record.height)
+    iou = box_iou(box, record.gt_boxes[0]) if box is not None and record.gt_boxes else 0.0
+    return {"iou": iou, "hit": iou >= REC_THRESHOLD, "box": box}
+
+
+def score_ovd(record: EvalRecord, text: str) -> dict:
+    dets, skipped = predicted_detections(text, record.labels, record.width, record.height)
+    return {"detections": dets, "skipped": skipped}
+
+
+def _choice_or_judge(record: EvalRecord, answer: str, scorer: Scorer) -> dict:
+    if record.choices:
+        picked = extract_choice(answer, record.choices)
+        truth = record.choices.index(record.answer) if record.answer in record.choices else None
+        return {"choice": picked, "score": float(picked is not None and picked == truth)}
+    return {"score": min(max(float(scorer(record.question, record.answer or "", answer)), 0.0), 1.0) if answer else 0.0}
+
+
+def score_vqa(record: EvalRecord, text: str, scorer: Scorer) -> dict:
+    answer, _ = answer_text(text)
+    return {"answer": answer, **_choice_or_judge(record, answer, scorer)}
+
+
+def score_mc(record: EvalRecord, text: str, scorer: Scorer) -> dict:
+    """Choice questions; SpatialBench-style questions without options fall back to an exact
+    match of the rule-based scorer (yes/no, numbers, normalized text)."""
+    answer, _ = answer_text(text)
+    out = _choice_or_judge(record, answer, lambda q, gt, p: float(rule_based_score(q, gt, p) == 1.0))
+    return {"answer": answer, **out, "correct": out["score"] == 1.0}
+
+
+def score_synth(record: EvalRecord, text: str, scorer: Scorer) -> dict:
+    answer, steps = answer_text(text)
+    out = {
+        "answer": answer,
+        "correct": bool(answer) and rule_based_score(record.question, record.answer or "", answer) == 1.0,
+        "format_ok": not validate_chain(text or ""),
+        "hiou": hiou([list(r.bbox) for r in steps[-1].regions], record.gt_boxes) if steps else 0.0,
+        "depth_ok": None,
+    }
+    if record.depth:
+        out["depth_ok"] = depth_reward([text or ""], [record.depth], [record.depth_encoding or "auto"])[0] == 1.0
+    return out
+
+
+def score_record(record: EvalRecord, text: str, scorer: Scorer = rule_based_score) -> dict:
+    """The scores of one prediction; never raises on bad model output."""
+    if record.kind == "rec":
+        return score_rec(record, text)
+    if record.kind == "ovd":
+        return score_ovd(record, text)
+    return {"vqa": score_vqa, "mc": score_mc, "synth": score_synth}[record.kind](record, text, scorer)
+
+
+# ---------------------------------------------------------------- aggregates
+
+
+def _mean(values) -> float:
+    values = [float(v) for v in values]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _grouped(records, scores, metric: Callable[[list[dict]], dict]) -> dict:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for rec, s in zip(records, scores):
+        groups[rec.category or rec.dataset].append(s)
+    out = {"overall": metric([s for g in groups.values() for s in g])}
+    if len(groups) > 1 or next(iter(groups), "overall") != "overall":
+        out.update({k: metric(v) for k, v in sorted(groups.items())})
+    return out
+
+
+def _rec_metric(scores: list[dict]) -> dict:
+    return {"n": len(scores), "acc@0.5": _mean(s["hit"] for s in scores), "miou": _mean(s["iou"] for s in scores)}
+
+
+def _accuracy(scores: list[dict]) -> dict:
+    return {"n": len(scores), "accuracy": _mean(s["score"] for s in scores)}
+
+
+def _judge_mean(scores: list[dict]) -> dict:
+    return {"n": len(scores), "score": _mean(s["score"] for s in scores)}
+
+
+def _synth_metric(scores: list[dict]) -> dict:
+    depth = [s["depth_ok"] for s in scores if s["depth_ok"] is not None]
+    return {
+        "n": len(scores),
+        "accuracy": _mean(s["correct"] for s in scores),
+        "final_hiou": _mean(s["hiou"] for s in scores),
+        "depth_consistency": _mean(depth) if depth else None,
+        "format_validity": _mean(s["format_ok"] for s in scores),
+    }
+
+
+def _ovd_metric(records: list[EvalRecord], scores: list[dict]) -> dict:
+    cats: dict[str, int] = {}
+    images: dict[tuple, int] = {}  # sub-tasks number their images independently
+    gts, dets = [], []
+    for i, (rec, s) in enumerate(zip(records, scores)):
+        image_id = images.setdefault((rec.category, rec.meta.get("image_id", i)), len(images))
+        for label, box in rec.objects:
+            gts.append(GroundTruth(image_id, cats.setdefault(label, len(cats)), _xywh(box, rec)))
+        for d in s["detections"]:
+            dets.append(Detection(image_id, cats.setdefault(d["label"], len(cats)), _xywh(d["box"], rec), d["score"]))
+    out = nms_ap(gts, dets)
+    out["n"] = len(records)
+    out["unreadable"] = sum(s["skipped"] for s in scores)
+    return out
+
+
+def _xywh(box, rec: EvalRecord) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = box
+    w, h = rec.width or 1, rec.height or 1
+    return (x1 * w, y1 * h, (x2 - x1) * w, (y2 - y1) * h)
+
+
+def aggregate(kind: str, records: list[EvalRecord], scores: list[dict]) -> dict:
+    """The run's metrics: per category (REC split, sub-task, question kind) and overall."""
+    if kind == "ovd":
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, rec in enumerate(records):
+            groups[rec.category or rec.dataset].append(i)
+        out = {"overall": _ovd_metric(records, scores)}
+        if len(groups) > 1:
+            out.update(
+                {
+                    k: _ovd_metric([records[i] for i in idx], [scores[i] for i in idx])
+                    for k, idx in sorted(groups.items())
+                }
+            )
+        return out
+    metric = {"rec": _rec_metric, "vqa": _judge_mean, "mc": _accuracy, "synth": _synth_metric}[kind]
+    out = _grouped(records, scores, metric)
+    if kind == "vqa" and len(out) > 2:  # the paper's VisCoT-s figure is the mean over sub-tasks
+        out["overall"]["mean_of_subtasks"] = _mean(v["score"] for k, v in out.items() if k != "overall")
+    return out
