@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-all bench clean
+.PHONY: setup run test test-all lint bench clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,11 @@ test: setup
 
 test-all: setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m pytest -q -m '' --durations=15
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: setup
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
