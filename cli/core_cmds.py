@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.main import app
-from cli.options import fail
+from sif.errors import ConfigError
 
 
 def _parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
@@ -16,7 +16,7 @@ def _parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
     for part in text.split(","):
         w, sep, h = part.strip().lower().partition("x")
         if not sep or not w.isdigit() or not h.isdigit():
-            raise ValueError(f"--sizes: {part.strip()!r} is not WIDTHxHEIGHT (e.g. 320x240)")
+            raise ConfigError(f"--sizes: {part.strip()!r} is not WIDTHxHEIGHT (e.g. 320x240)")
         sizes.append((int(w), int(h)))
     return tuple(sizes)
 
@@ -42,18 +42,15 @@ def synth(
     """Draw synthetic 3-D scenes with exact depth, spatial questions and SIF chains (SIF-50K format)."""
     from sif.synthetic import QUESTION_KINDS, make_dataset
 
-    try:
-        knobs = dict(
-            min_objects=min_objects,
-            max_objects=max_objects,
-            sizes=_parse_sizes(sizes),
-            kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()) or QUESTION_KINDS,
-            distractor_prob=distractor_prob,
-            split_ratio=split_ratio,
-        )
-        path = make_dataset(out, n, seed, **knobs)
-    except ValueError as exc:
-        fail(str(exc))
+    knobs = dict(
+        min_objects=min_objects,
+        max_objects=max_objects,
+        sizes=_parse_sizes(sizes),
+        kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()) or QUESTION_KINDS,
+        distractor_prob=distractor_prob,
+        split_ratio=split_ratio,
+    )
+    path = make_dataset(out, n, seed, **knobs)
     typer.echo(f"wrote {n} samples to {path}")
 
 
@@ -67,10 +64,7 @@ def validate(
     """Check chains against the strict format (FORMATS §1); exits 1 when any is invalid."""
     from sif.validate import validate_file
 
-    try:
-        results = validate_file(path)
-    except ValueError as exc:
-        fail(str(exc))
+    results = validate_file(path)
     bad = [(name, problems) for name, problems in results if problems]
     for name, problems in bad[:show]:
         typer.echo(f"{name}: " + "; ".join(f"rule {p.rule}: {p}" for p in problems))

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from cli.main import app
-from cli.options import DbOption, SetOption, fail
+from cli.options import DbOption, SetOption
 from evaluation.records import BENCHMARK_KINDS
+from sif.errors import ConfigError
 
 eval_app = typer.Typer(
     help="Evaluate a model on a benchmark; predictions go to the store under an eval run.",
@@ -77,34 +78,27 @@ def _bench_command(bench: str):
         ),
     ):
         from common.settings import build, read_settings
-        from db.store import StoreError
         from evaluation.runner import EvalConfig, evaluate
 
-        try:
-            values = read_settings(config, set_)
-            flags = dict(
-                data=data and str(data),
-                images=images and str(images),
-                model=model,
-                backend=backend,
-                adapter=adapter,
-                base_url=base_url,
-                limit=limit,
-                suffix=suffix,
-                judge=judge,
-                max_new_tokens=max_new_tokens,
-                name=name,
-            )
-            values.update({k: v for k, v in flags.items() if v is not None}, benchmark=bench)
-            if not values.get("data"):
-                raise ValueError("data: required (--data FILE, or data: in the --config file)")
-            try:
-                settings = build(EvalConfig, values)
-            except TypeError as exc:  # a setting of the wrong type
-                raise ValueError(str(exc)) from None
-            result = evaluate(db, settings, resume=resume, report_dir=out)
-        except (ValueError, FileNotFoundError, StoreError) as exc:
-            fail(str(exc))
+        values = read_settings(config, set_)
+        flags = dict(
+            data=data and str(data),
+            images=images and str(images),
+            model=model,
+            backend=backend,
+            adapter=adapter,
+            base_url=base_url,
+            limit=limit,
+            suffix=suffix,
+            judge=judge,
+            max_new_tokens=max_new_tokens,
+            name=name,
+        )
+        values.update({k: v for k, v in flags.items() if v is not None}, benchmark=bench)
+        if not values.get("data"):
+            raise ConfigError("data: required (--data FILE, or data: in the --config file)")
+        settings = build(EvalConfig, values)
+        result = evaluate(db, settings, resume=resume, report_dir=out)
         typer.echo(
             f"run {result.run_id}: {result.predicted} new predictions, {result.total} records, "
             f"{len(result.missing_images)} images missing, {len(result.failures)} failures, "
@@ -133,7 +127,4 @@ def report(
     """Print a table comparing eval runs side by side."""
     from evaluation.report import compare_stored_runs
 
-    try:
-        typer.echo(compare_stored_runs(db, runs, paper=paper))
-    except ValueError as exc:
-        fail(str(exc))
+    typer.echo(compare_stored_runs(db, runs, paper=paper))

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.main import app
-from cli.options import DEFAULT_DB, DbOption, SetOption, fail
+from cli.options import DEFAULT_DB, DbOption, SetOption
 
 
 @app.command()
@@ -61,28 +61,26 @@ def generate(
 ):
     """Write SIF chains for samples with ground-truth boxes: depth → focus plan → step images → teacher → checked revision."""
     from common.settings import build, read_settings
-    from datagen.depth_source import DepthModelError
     from datagen.generation import GenerateConfig
     from datagen.generation import generate as run_generate
-    from db.store import Store, StoreError
+    from db.store import Store
 
-    try:
-        values = read_settings(config, set_)
-        flags = dict(
-            teacher=teacher,
-            base_url=base_url,
-            model=model,
-            concurrency=concurrency,
-            limit=limit,
-            dataset=dataset,
-            depth_model=depth_model,
-            rate_limit_per_s=rate_limit,
-            retry_invalid=retry_invalid or None,
-        )
-        values.update({k: v for k, v in flags.items() if v is not None})
-        # A resumed run keeps its recorded settings; what is given here may only change speed ones.
-        cfg, values = (None, values) if resume else (build(GenerateConfig, values), {})
-        store = Store.open(db)
+    values = read_settings(config, set_)
+    flags = dict(
+        teacher=teacher,
+        base_url=base_url,
+        model=model,
+        concurrency=concurrency,
+        limit=limit,
+        dataset=dataset,
+        depth_model=depth_model,
+        rate_limit_per_s=rate_limit,
+        retry_invalid=retry_invalid or None,
+    )
+    values.update({k: v for k, v in flags.items() if v is not None})
+    # A resumed run keeps its recorded settings; what is given here may only change speed ones.
+    cfg, values = (None, values) if resume else (build(GenerateConfig, values), {})
+    with Store.open(db) as store:
         summary = run_generate(
             store,
             cfg,
@@ -92,8 +90,6 @@ def generate(
             on_start=lambda run_id: typer.echo(f"run {run_id} started", err=True),
             **values,
         )
-    except (ValueError, TypeError, StoreError, OSError, DepthModelError) as exc:
-        fail(str(exc))
     m = summary.metrics
     typer.echo(
         f"run {summary.run_id}: {m['generated']} generated ({m['repaired']} repaired), {m['invalid']} invalid, "

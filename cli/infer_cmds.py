@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from cli.main import app
-from cli.options import fail
 
 BackendOption = Annotated[
     str,
@@ -76,23 +75,20 @@ def infer(
     """Ask a model a question about an image; print its chain, validity and each step's regions."""
     from inference.infer import infer as run
 
-    try:
-        result, paths = run(
-            image,
-            question,
-            depth=depth,
-            backend=backend,
-            model=model,
-            adapter=adapter,
-            base_url=base_url,
-            depth_model=depth_model,
-            out_dir=out,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-        )
-    except (ValueError, FileNotFoundError) as exc:
-        fail(str(exc))
+    result, paths = run(
+        image,
+        question,
+        depth=depth,
+        backend=backend,
+        model=model,
+        adapter=adapter,
+        base_url=base_url,
+        depth_model=depth_model,
+        out_dir=out,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+    )
     _print_result(result)
     if paths:
         typer.echo(f"wrote {len(paths)} files to {out}")
@@ -162,16 +158,13 @@ def demo(
     """A Gradio app: ask a question about an image and watch each step's regions appear as the model thinks."""
     from inference.demo_app import DemoConfig, launch_demo
 
-    try:
-        launch_demo(
-            DemoConfig(
-                backend=backend, model=model, adapter=adapter, base_url=base_url, depth_model=depth_model, scenes=scenes
-            ),
-            host=host,
-            port=port,
-        )
-    except ValueError as exc:
-        fail(str(exc))
+    launch_demo(
+        DemoConfig(
+            backend=backend, model=model, adapter=adapter, base_url=base_url, depth_model=depth_model, scenes=scenes
+        ),
+        host=host,
+        port=port,
+    )
 
 
 @app.command()
@@ -194,10 +187,7 @@ def depth(
     from common.settings import DEFAULT_DEPTH_MODEL
     from datagen.depth_model import estimate_depth_files
 
-    try:
-        result = estimate_depth_files(images, out, depth_model or DEFAULT_DEPTH_MODEL, progress=progress)
-    except ValueError as exc:
-        fail(str(exc))
+    result = estimate_depth_files(images, out, depth_model or DEFAULT_DEPTH_MODEL, progress=progress)
     for path, why in result.failed:
         typer.secho(f"skipped {path}: {why}", fg=typer.colors.YELLOW, err=True)
     typer.echo(f"wrote {len(result.written)} depth map(s) to {out}; {len(result.failed)} failed")

@@ -3,8 +3,26 @@
 from __future__ import annotations
 
 import typer
+from typer.core import TyperGroup
+
+from cli.options import fail
+from sif.errors import SifError
+
+
+class SifGroup(TyperGroup):
+    """Every command runs inside this group's `invoke`: a `SifError` (bad input, a store that
+    can't be used, a failed request) or an OS error about a file becomes `error: …` and exit 1,
+    never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (SifError, OSError) as exc:
+            fail(str(exc))
+
 
 app = typer.Typer(
+    cls=SifGroup,
     name="sif",
     help="Build, curate, train and evaluate think-with-images (SIFThinker-style) models.",
     no_args_is_help=True,

@@ -48,20 +48,16 @@ def _import(
     unpad_boxes: bool = False,
 ) -> None:
     from db.importers import import_dataset
-    from db.store import StoreError
 
-    try:
-        store, report = import_dataset(
-            db, kind, file, source_dir, data_root=data_root, allow_missing=allow_missing, unpad_boxes=unpad_boxes
-        )
-    except (StoreError, ValueError) as exc:
-        fail(str(exc))
+    store, report = import_dataset(
+        db, kind, file, source_dir, data_root=data_root, allow_missing=allow_missing, unpad_boxes=unpad_boxes
+    )
+    store.close()
     for line in report.errors[:show]:
         typer.secho(line, fg=typer.colors.YELLOW, err=True)
     if len(report.errors) > show:
         typer.secho(f"… and {len(report.errors) - show} more errors", fg=typer.colors.YELLOW, err=True)
     typer.echo(f"{store.path}: {report.summary()}")
-    store.close()
 
 
 @import_app.command("sif50k")
@@ -113,14 +109,12 @@ _images_importer("tallyqa", "Import TallyQA counting questions with the counted 
 
 
 def _open(db: Path):
-    from db.store import Store, StoreError
+    """The existing store at `db` (use it in a `with` block, so it is closed)."""
+    from db.store import Store
 
     if not db.exists():
         fail(f"no store at {db}; create one with `sif import …` (or set --db / $SIF_DB)")
-    try:
-        return Store.open(db)
-    except StoreError as exc:
-        fail(str(exc))
+    return Store.open(db)
 
 
 @export_app.command("sft")
@@ -141,13 +135,9 @@ def export_sft(
     """Export valid current chains for supervised fine-tuning."""
     from db.exporters import export_sft as run
 
-    store = _open(db)
-    try:
+    with _open(db) as store:
         report = run(store, out, statuses=status, fmt=fmt, split=None if split == "all" else split)
-    except ValueError as exc:
-        fail(str(exc))
     typer.echo(report.summary())
-    store.close()
 
 
 @export_app.command("rl")
@@ -164,10 +154,9 @@ def export_rl(
     """Export the RL subset (question, answer, ground-truth boxes, images), stratified by source dataset."""
     from db.exporters import export_rl as run
 
-    store = _open(db)
-    report = run(store, out, n=n, seed=seed, statuses=status, split=None if split == "all" else split)
+    with _open(db) as store:
+        report = run(store, out, n=n, seed=seed, statuses=status, split=None if split == "all" else split)
     typer.echo(report.summary())
-    store.close()
 
 
 @app.command()
@@ -178,9 +167,8 @@ def stats(
     """Counts by dataset, review status, validity and origin; chain length and regions-per-step distributions."""
     from db.stats import store_stats
 
-    store = _open(db)
-    result = store_stats(store)
-    store.close()
+    with _open(db) as store:
+        result = store_stats(store)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return

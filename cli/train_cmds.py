@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.main import app
-from cli.options import SetOption, fail
+from cli.options import SetOption
 
 train_app = typer.Typer(help="Train with TRL: SFT, GRPO-SIF, and the embedded CPU demo run.", no_args_is_help=True)
 model_app = typer.Typer(help="Build models locally.", no_args_is_help=True)
@@ -21,15 +21,6 @@ ConfigArg = Annotated[Path | None, typer.Option("--config", exists=True, dir_oka
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-
-
-def _settings(cls, config: Path | None, overrides: list[str] | None):
-    from common.settings import load_settings
-
-    try:
-        return load_settings(cls, config, overrides)
-    except (ValueError, TypeError, OSError) as exc:
-        fail(str(exc))
 
 
 @model_app.command("tiny")
@@ -45,12 +36,11 @@ def model_tiny(
 
 
 def _train(settings_cls, run, config: Path | None, set_: list[str] | None, label: str) -> None:
-    settings = _settings(settings_cls, config, set_)
+    from common.settings import load_settings
+
+    settings = load_settings(settings_cls, config, set_)
     _logging()
-    try:
-        path = run(settings)
-    except (ValueError, FileNotFoundError) as exc:
-        fail(str(exc))
+    path = run(settings)
     typer.echo(f"{label} model saved to {path}")
 
 
@@ -99,8 +89,5 @@ def merge(
     """Merge a LoRA adapter into its base model and save a standalone model with its processor."""
     from training.merge import merge_adapter
 
-    try:
-        path = merge_adapter(base, adapter, out)
-    except (FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
+    path = merge_adapter(base, adapter, out)
     typer.echo(f"merged model saved to {path}")

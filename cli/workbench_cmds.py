@@ -31,14 +31,11 @@ def workbench(
     from workbench.demo_db import ensure_demo
     from workbench.serving import parse_auth
 
-    try:
-        credentials = parse_auth(auth)
-    except ValueError as exc:
-        fail(str(exc))
+    credentials = parse_auth(auth)
     if demo:
         db = ensure_demo(echo=typer.echo)
     elif not Path(db).is_file():
-        fail(f"no store at {db}; import data first (sif import-sif50k …) or try `sif workbench --demo`")
+        fail(f"no store at {db}; import data first (sif import sif50k …) or try `sif workbench --demo`")
     typer.echo(
         f"SIF Workbench on http://{host}:{port} — store {db}"
         + (f", {len(credentials)} curator(s)" if credentials else "")

@@ -23,6 +23,8 @@ from pathlib import Path
 import aiohttp
 from PIL import Image
 
+from sif.errors import SifError
+
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
@@ -38,12 +40,19 @@ class ChatConfig:
     concurrency: int = 8
     rate_limit_per_s: float | None = None
 
+    @classmethod
+    def resolve(cls, base_url: str | None = None, model: str | None = None, **settings) -> ChatConfig:
+        """The one place client settings are resolved: `base_url` and `model` when given, else
+        $SIF_OPENAI_BASE_URL / $SIF_OPENAI_MODEL (then the defaults above)."""
+        given = {k: v for k, v in (("base_url", base_url), ("model", model)) if v}
+        return cls(**settings, **given)
+
     @property
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) or None
 
 
-class ChatError(RuntimeError):
+class ChatError(SifError, RuntimeError):
     """A request that failed for good; `kind` is timeout, http, transport or malformed."""
 
     def __init__(self, kind: str, message: str, *, status: int | None = None, attempts: int = 1):

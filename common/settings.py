@@ -12,6 +12,8 @@ from typing import TypeVar
 
 import yaml
 
+from sif.errors import ConfigError
+
 T = TypeVar("T")
 
 # The depth estimator used when a sample or an image has no depth map of its own.
@@ -24,7 +26,7 @@ def parse_overrides(pairs: list[str] | None) -> dict:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set {pair!r}: expected key=value")
+            raise ConfigError(f"--set {pair!r}: expected key=value")
         node = out
         *parents, leaf = key.strip().split(".")
         for p in parents:
@@ -45,7 +47,7 @@ def build(cls: type[T], data: dict, where: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"{where or cls.__name__}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
         )
     kwargs = {}
@@ -56,7 +58,10 @@ def build(cls: type[T], data: dict, where: str = "") -> T:
         elif name == "weights" and isinstance(value, dict):
             value = {**default, **value}
         kwargs[name] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a value of the wrong type, met by the settings' own checks
+        raise ConfigError(f"{where or cls.__name__}: {exc}") from None
 
 
 def read_settings(path: str | Path | None, overrides: list[str] | None = None) -> dict:
@@ -65,7 +70,7 @@ def read_settings(path: str | Path | None, overrides: list[str] | None = None) -
     if path is not None:
         loaded = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
+            raise ConfigError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
         data = loaded
     return _merge(data, parse_overrides(overrides))
 
@@ -75,7 +80,7 @@ def load_settings(cls: type[T], path: str | Path | None, overrides: list[str] | 
     settings = build(cls, read_settings(path, overrides))
     for name in ("model", "data"):
         if not getattr(settings, name):
-            raise ValueError(f"{name}: required (set it in the config or with --set {name}=...)")
+            raise ConfigError(f"{name}: required (set it in the config or with --set {name}=...)")
     return settings
 
 

@@ -19,6 +19,7 @@ from PIL import Image
 
 from common.settings import DEFAULT_DEPTH_MODEL
 from sif.depth import encode_spectral_r, from_disparity, save_gray16
+from sif.errors import ConfigError
 
 TINY = "tiny"
 TINY_SIZE = 56  # the tiny model's input side (a multiple of its patch size, 14)
@@ -90,7 +91,7 @@ def load_depth_model(name: str = DEFAULT_DEPTH_MODEL) -> LoadedDepthModel:
             processor = AutoImageProcessor.from_pretrained(name)
             model = AutoModelForDepthEstimation.from_pretrained(name)
         except OSError as exc:
-            raise ValueError(
+            raise ConfigError(
                 f"depth model {name!r} could not be loaded ({exc}); pass a local directory, a Hugging Face id "
                 "that is cached or reachable, or `tiny`"
             ) from None

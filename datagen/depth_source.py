@@ -19,9 +19,10 @@ from PIL import Image
 
 from common.settings import DEFAULT_DEPTH_MODEL
 from sif.depth import DepthMap, save_gray16
+from sif.errors import ConfigError, SifError
 
 
-class DepthModelError(RuntimeError):
+class DepthModelError(SifError, RuntimeError):
     """The depth model itself cannot be loaded: every sample would fail, so the run stops."""
 
 
@@ -50,7 +51,7 @@ class DepthEstimator:
                 self._estimate = lambda img: estimate_depth(img, model=self.model)
             depth = np.asarray(self._estimate(image), dtype=np.float32)
         if depth.shape != (image.height, image.width):
-            raise ValueError(
+            raise ConfigError(
                 f"depth model {self.model!r} returned shape {depth.shape} for a {image.width}×{image.height} image"
             )
         return depth

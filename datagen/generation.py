@@ -36,6 +36,7 @@ from datagen.teachers import OpenAITeacher, TeacherJob, TemplateTeacher
 from db.store import ChainAnalysis, StoreError, analyse_chain
 from sif.chain import Chain
 from sif.depth import DepthMap
+from sif.errors import ConfigError
 from sif.plan import plan_focus_detailed
 
 TEACHERS = ("template", "openai")
@@ -91,14 +92,16 @@ class GenerateConfig:
 
     def __post_init__(self):
         if self.teacher not in TEACHERS:
-            raise ValueError(f"teacher must be one of {', '.join(TEACHERS)}, got {self.teacher!r}")
+            raise ConfigError(f"teacher must be one of {', '.join(TEACHERS)}, got {self.teacher!r}")
         if self.concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
+            raise ConfigError(f"concurrency must be at least 1, got {self.concurrency}")
         if self.limit is not None and self.limit < 0:
-            raise ValueError(f"limit must be 0 or more, got {self.limit}")
+            raise ConfigError(f"limit must be 0 or more, got {self.limit}")
 
     def chat_config(self) -> ChatConfig:
-        cfg = ChatConfig(
+        return ChatConfig.resolve(
+            self.base_url,
+            self.model,
             api_key_env=self.api_key_env,
             timeout_s=self.timeout_s,
             max_retries=self.max_retries,
@@ -106,11 +109,6 @@ class GenerateConfig:
             concurrency=self.concurrency,
             rate_limit_per_s=self.rate_limit_per_s,
         )
-        if self.base_url:
-            cfg.base_url = self.base_url
-        if self.model:
-            cfg.model = self.model
-        return cfg
 
     def record(self) -> dict:
         """The run's config as stored: the resolved endpoint and model for the VLM teacher."""
@@ -128,7 +126,7 @@ class GenerateConfig:
         """The config of a recorded run, with runtime settings (see RUNTIME) replaced."""
         changed = sorted(k for k, v in runtime.items() if k not in cls.RUNTIME and v != record.get(k))
         if changed:
-            raise ValueError(
+            raise ConfigError(
                 f"a resumed run keeps its recorded {', '.join(changed)}; "
                 f"only {', '.join(sorted(cls.RUNTIME))} may change"
             )
@@ -184,7 +182,7 @@ def sample_files(store, sample) -> tuple[str, tuple[str, str] | None]:
     """The sample's picture and its own depth map as (path, encoding), or None; refuses a sample
     that cannot be trained on (even the template teacher)."""
     if not sample.gt_boxes:
-        raise ValueError(f"sample {sample.id}: gt_boxes is empty")
+        raise ConfigError(f"sample {sample.id}: gt_boxes is empty")
     image_path = store.resolve(sample.image)
     if not image_path.is_file():
         raise FileNotFoundError(f"image not found: {image_path}")
@@ -506,10 +504,10 @@ def generate(
     previous: dict = {}
     if resume:
         if cfg is not None:
-            raise ValueError("a resumed run uses its recorded config; pass only runtime settings")
+            raise ConfigError("a resumed run uses its recorded config; pass only runtime settings")
         record = store.get_run(resume)
         if record["kind"] != "generation":
-            raise ValueError(f"run {resume!r} is a {record['kind']} run, not a generation run")
+            raise ConfigError(f"run {resume!r} is a {record['kind']} run, not a generation run")
         cfg = GenerateConfig.from_record(record["config"], **runtime)
         previous = dict(record["metrics"] or {})
         run_id = resume

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from db.store import DEPTH_MAP_KEY, Sample, Store, now, sample_from_row
+from sif.errors import ConfigError
 from sif.prompts import sif_user_message, sif_user_prompt
 
 SFT_FORMATS = ("llamafactory", "trl")
@@ -106,7 +107,7 @@ def export_sft(
 ) -> ExportReport:
     """Write the SFT set of valid current chains in `fmt`, plus `manifest.json`, into `out`."""
     if fmt not in SFT_FORMATS:
-        raise ValueError(f"--format: {fmt!r} is not one of {', '.join(SFT_FORMATS)}")
+        raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(SFT_FORMATS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     records, skipped, per_dataset = [], Counter(), Counter()

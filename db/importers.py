@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import multiprocessing
 import os
 import re
@@ -25,18 +24,12 @@ from types import SimpleNamespace
 from PIL import Image
 
 from db.store import DEPTH_MAP_KEY, ChainAnalysis, Store, StoreError, analyse_chain, check_boxes
+from sif.errors import RecordError
 from sif.geometry import to_normalized
+from sif.records import read_records
 
 BATCH = 500
 POOL_MIN = 2000  # chains; below this, worker start-up costs more than it saves
-
-
-class RecordError(ValueError):
-    """One record cannot be imported; `field` names the culprit."""
-
-    def __init__(self, field_name: str, message: str):
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
 
 
 @dataclass
@@ -72,7 +65,6 @@ def import_records(
     convert: Callable[[dict], Incoming],
     *,
     allow_missing: bool = False,
-    total: int | None = None,
     progress: bool = True,
     author: str = "import",
     description: str = "importing",
@@ -87,10 +79,10 @@ def import_records(
     for index, record in enumerate(records):
         report.records += 1
         try:
-            if isinstance(record, _BrokenLine):
-                raise RecordError("json", str(record))
+            if isinstance(record, RecordError):  # unreadable in the file
+                raise record
             if not isinstance(record, dict):
-                raise RecordError("record", f"expected a JSON object, got {type(record).__name__}")
+                raise RecordError(f"expected a JSON object, got {type(record).__name__}", field="record")
             item = convert(record)
             _check_files(store, item, allow_missing, report)
         except (RecordError, StoreError) as exc:
@@ -168,17 +160,19 @@ def _check_files(store: Store, item: Incoming, allow_missing: bool, report: Impo
             try:
                 store.relative(sample[key])
             except StoreError as exc:
-                raise RecordError(name, str(exc)) from None
+                raise RecordError(str(exc), field=name) from None
     if not image.is_file():
         if not allow_missing:
-            raise RecordError("image", f"file not found: {image} (use --allow-missing to import it marked as missing)")
+            raise RecordError(
+                f"file not found: {image} (use --allow-missing to import it marked as missing)", field="image"
+            )
         sample["missing"] = True
         report.missing_images += 1
     if sample.get("width") is None or sample.get("height") is None:
         sample["width"], sample["height"] = _size(item.size_from or (image,))
     depth = sample.get("depth")
     if depth is not None and not Path(depth).is_file() and not allow_missing:
-        raise RecordError("depth_image", f"file not found: {depth} (use --allow-missing to import it anyway)")
+        raise RecordError(f"file not found: {depth} (use --allow-missing to import it anyway)", field="depth_image")
 
 
 def _size(paths: Iterable[Path]) -> tuple[int, int]:
@@ -189,7 +183,7 @@ def _size(paths: Iterable[Path]) -> tuple[int, int]:
                 return img.size
         except (OSError, ValueError):
             continue
-    raise RecordError("width", "not in the record and no image file to read the size from")
+    raise RecordError("not in the record and no image file to read the size from", field="width")
 
 
 def _write(store: Store, pending: list, author: str, report: ImportReport) -> None:
@@ -214,9 +208,9 @@ def _write(store: Store, pending: list, author: str, report: ImportReport) -> No
 def require(record: dict, key: str, kind: type | tuple = str):
     value = record.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise RecordError(key, "is missing or empty")
+        raise RecordError("is missing or empty", field=key)
     if not isinstance(value, kind):
-        raise RecordError(key, f"expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+        raise RecordError(f"expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}", field=key)
     return value
 
 
@@ -231,7 +225,7 @@ def pixel_to_normalized(boxes, width: int, height: int, field_name: str) -> list
     for i, box in enumerate(boxes):
         nb = to_normalized(_box_numbers(box, f"{field_name}[{i}]"), width, height)
         if not (nb[0] < nb[2] and nb[1] < nb[3]):
-            raise RecordError(f"{field_name}[{i}]", f"{box!r} is empty inside the {width}x{height} image")
+            raise RecordError(f"{box!r} is empty inside the {width}x{height} image", field=f"{field_name}[{i}]")
         out.append(nb)
     return out
 
@@ -241,7 +235,7 @@ def _box_numbers(box, field_name: str) -> list[float]:
     try:
         x1, y1, x2, y2 = (float(v) for v in box)
     except (TypeError, ValueError):
-        raise RecordError(field_name, f"expected 4 numbers, got {box!r}") from None
+        raise RecordError(f"expected 4 numbers, got {box!r}", field=field_name) from None
     return [x1, y1, x2, y2]
 
 
@@ -269,7 +263,7 @@ def _positive_int(record: dict, key: str) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise RecordError(key, f"must be a positive integer, got {value!r}")
+        raise RecordError(f"must be a positive integer, got {value!r}", field=key)
     return value
 
 
@@ -289,12 +283,12 @@ def assistant_text(record: dict) -> str | None:
     if messages is None:
         return None
     if not isinstance(messages, list):
-        raise RecordError("messages", "expected a list of chat messages")
+        raise RecordError("expected a list of chat messages", field="messages")
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "assistant":
             content = message.get("content")
             if not isinstance(content, str):
-                raise RecordError("messages.assistant.content", "expected text")
+                raise RecordError("expected text", field="messages.assistant.content")
             return content
     return None
 
@@ -311,13 +305,13 @@ def sif50k_converter(root: Path, *, unpad_boxes: bool = False) -> Callable[[dict
         if isinstance(answer, (int, float)) and not isinstance(answer, bool):
             answer = str(answer)
         if not isinstance(answer, str) or not answer.strip():
-            raise RecordError("response", "is missing or empty")
+            raise RecordError("is missing or empty", field="response")
         image = root / require(record, "image")
         depth = root / record["depth_image"] if record.get("depth_image") else None
         solution = require(record, "normalized_solution_round", dict)
         boxes = solution.get("bbox_3d")
         if not isinstance(boxes, list):
-            raise RecordError("normalized_solution_round.bbox_3d", "expected a list of boxes")
+            raise RecordError("expected a list of boxes", field="normalized_solution_round.bbox_3d")
         meta = {k: record[k] for k in ("question_kind",) if k in record}
         if solution.get("illegal_content"):
             meta["illegal_content"] = True
@@ -374,10 +368,10 @@ def viscot_converter(images: Path) -> Callable[[dict], Incoming]:
         name = require(record, "image")
         width, height = _positive_int(record, "width"), _positive_int(record, "height")
         if width is None or height is None:
-            raise RecordError("width" if width is None else "height", "is missing")
+            raise RecordError("is missing", field="width" if width is None else "height")
         boxes = require(record, "bboxs", list)
         if not boxes:
-            raise RecordError("bboxs", "has no boxes")
+            raise RecordError("has no boxes", field="bboxs")
         sample = dict(
             dataset=require(record, "dataset"),
             source_id=source_key(name, question),
@@ -399,20 +393,20 @@ def _viscot_llava(record: dict, images: Path) -> Incoming:
     conv = require(record, "conversations", list)
     turns = [t.get("value", "") if isinstance(t, dict) else "" for t in conv]
     if len(turns) < 4:
-        raise RecordError("conversations", f"expected 4 turns (question, box, image, answer), got {len(turns)}")
+        raise RecordError(f"expected 4 turns (question, box, image, answer), got {len(turns)}", field="conversations")
     question = _COT_PROMPT.sub("", turns[0].replace("<image>", "")).strip()
     if not question:
-        raise RecordError("conversations[0]", "has no question")
+        raise RecordError("has no question", field="conversations[0]")
     match = _BOX_TEXT.search(turns[1])
     if match is None:
-        raise RecordError("conversations[1]", f"expected a box like [x1, y1, x2, y2], got {turns[1][:40]!r}")
+        raise RecordError(f"expected a box like [x1, y1, x2, y2], got {turns[1][:40]!r}", field="conversations[1]")
     answer = str(turns[3]).strip()
     if not answer:
-        raise RecordError("conversations[3]", "answer is empty")
+        raise RecordError("answer is empty", field="conversations[3]")
     image_field = record.get("image")
     name = image_field[0] if isinstance(image_field, list) and image_field else image_field
     if not isinstance(name, str) or not name:
-        raise RecordError("image", "is missing")
+        raise RecordError("is missing", field="image")
     name = name.split("###")[0]
     image = images / name
     width, height = _known_size(record, (image,))
@@ -444,13 +438,13 @@ def tallyqa_converter(images: Path) -> Callable[[dict], Incoming]:
         question = require(record, "question")
         answer = record.get("answer")
         if isinstance(answer, bool) or not isinstance(answer, (int, str)) or str(answer).strip() == "":
-            raise RecordError("answer", f"expected a count, got {answer!r}")
+            raise RecordError(f"expected a count, got {answer!r}", field="answer")
         name = require(record, "image")
         image = images / name
         key = "boxes" if "boxes" in record else "bboxs"
         boxes = record.get(key)
         if not isinstance(boxes, list):
-            raise RecordError("boxes", "expected a list of pixel boxes [x1, y1, x2, y2]")
+            raise RecordError("expected a list of pixel boxes [x1, y1, x2, y2]", field="boxes")
         width, height = _known_size(record, (image,))
         meta = {k: record[k] for k in ("data_source", "issimple", "image_id") if k in record}
         sample = dict(
@@ -473,32 +467,6 @@ def tallyqa_converter(images: Path) -> Callable[[dict], Incoming]:
 # ---------------------------------------------------------------- files
 
 
-def read_records(path: str | os.PathLike) -> list:
-    """A JSON list, or JSON Lines (one object a line; a broken line becomes an error record)."""
-    p = Path(path)
-    text = p.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            records = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{p}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-        return records
-    out: list = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            out.append(_BrokenLine(f"line {lineno} is not valid JSON ({exc.msg})"))
-    return out
-
-
-class _BrokenLine(str):
-    """A JSONL line that did not parse; the importer reports it as a bad record."""
-
-
 def import_file(
     store: Store,
     path: str | os.PathLike,
@@ -508,15 +476,9 @@ def import_file(
     progress: bool = True,
     description: str = "importing",
 ) -> ImportReport:
-    records = read_records(path)
+    records = (record for _, record in read_records(path))
     return import_records(
-        store,
-        records,
-        convert,
-        allow_missing=allow_missing,
-        total=len(records),
-        progress=progress,
-        description=description,
+        store, records, convert, allow_missing=allow_missing, progress=progress, description=description
     )
 
 

@@ -35,6 +35,7 @@ from db.schema import (
 )
 from sif.chain import Chain, parse_chain, render_chain, validate_chain
 from sif.depth import ENCODINGS
+from sif.errors import SifError
 from sif.geometry import hiou
 from sif.rewards import chain_depth_score
 
@@ -54,7 +55,7 @@ SORT_KEYS = {
 DEPTH_MAP_KEY = "depth_map"  # meta key: a lossless gray16_depth map, preferred for depth checks
 
 
-class StoreError(Exception):
+class StoreError(SifError):
     """Bad input or a store that cannot be used as asked; the message says which record/field."""
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from evaluation.choices import LETTERS
 from evaluation.records import BENCHMARK_KINDS, EvalRecord
+from sif.errors import ConfigError, RecordError
 from sif.geometry import to_normalized
+from sif.records import read_records
 
 # The paper's REC request (Fig. 8; the reference evaluation script uses this sentence).
 REC_PROMPT = "Please provide the bounding box coordinate of the region this sentence describes: {expression}."
@@ -35,26 +37,6 @@ class Loaded:
     problems: list[str] = field(default_factory=list)
 
 
-class RecordError(ValueError):
-    """A record that cannot be used; the message names the field."""
-
-
-def _rows(path: Path) -> Iterator[tuple[str, dict]]:
-    """(where, row) for a JSON list or JSON Lines."""
-    text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        for i, row in enumerate(json.loads(text)):
-            yield f"{path.name}[{i}]", row
-        return
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                yield f"{path.name}:{n}", json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield f"{path.name}:{n}", RecordError(f"line is not JSON ({exc.msg})")
-
-
 def _need(row: dict, key: str):
     if not isinstance(row, dict) or key not in row or row[key] is None:
         raise RecordError(f"field {key!r} is missing")
@@ -69,7 +51,7 @@ def _sibling_depth(image: Path) -> str | None:
 
 def _collect(path: Path, make: Callable[[str, dict], EvalRecord | None]) -> Loaded:
     out = Loaded()
-    for where, row in _rows(path):
+    for where, row in read_records(path):
         try:
             if isinstance(row, RecordError):
                 raise row
@@ -404,7 +386,7 @@ BENCHMARKS: dict[str, Benchmark] = {
 def load_benchmark(name: str, data: str | Path, images: str | Path | None = None) -> Loaded:
     """Records of benchmark `name` from `data`, images resolved against `images`."""
     if name not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+        raise ConfigError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
     data = Path(data)
     if not data.is_file():
         raise FileNotFoundError(f"benchmark data {data} does not exist")

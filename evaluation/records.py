@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sif.errors import ConfigError
+
 # How a benchmark is scored; each benchmark name maps to one kind.
 KINDS = ("rec", "ovd", "vqa", "mc", "synth")
 # benchmark name -> (kind, one-line summary); light, so the CLI can list them without numpy.
@@ -53,7 +55,7 @@ class EvalRecord:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ValueError(f"record {self.id}: kind must be one of {KINDS}, not {self.kind!r}")
+            raise ConfigError(f"record {self.id}: kind must be one of {KINDS}, not {self.kind!r}")
 
     @property
     def image_missing(self) -> bool:

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from evaluation.paper import quoted_for
+from sif.errors import ConfigError
 
 # Counts are shown as integers; everything else as a fraction with 3 decimals.
 COUNT_KEYS = {"n", "detections", "after_nms", "categories", "unreadable"}
@@ -149,5 +150,5 @@ def eval_run(store, run_id: str) -> dict:
     except StoreError:
         run = None
     if run is None or run.get("kind") != "evaluation":
-        raise ValueError(f"run {run_id} is not an eval run in {store.path}")
+        raise ConfigError(f"run {run_id} is not an eval run in {store.path}")
     return run

@@ -16,6 +16,7 @@ from evaluation.adapters import BENCHMARKS, load_benchmark
 from evaluation.metrics import aggregate, score_record
 from evaluation.records import EvalRecord
 from evaluation.report import eval_run, write_report
+from sif.errors import ConfigError
 from sif.prompts import RL_SUFFIX, SIF_SUFFIX
 from sif.rewards import rule_based_score
 
@@ -43,15 +44,15 @@ class EvalConfig:
 
     def __post_init__(self):
         if self.benchmark not in BENCHMARKS:
-            raise ValueError(f"unknown benchmark {self.benchmark!r}; choose from {', '.join(BENCHMARKS)}")
+            raise ConfigError(f"unknown benchmark {self.benchmark!r}; choose from {', '.join(BENCHMARKS)}")
         if self.suffix not in SUFFIXES:
-            raise ValueError(f"suffix must be one of {', '.join(SUFFIXES)}, not {self.suffix!r}")
+            raise ConfigError(f"suffix must be one of {', '.join(SUFFIXES)}, not {self.suffix!r}")
         if self.judge not in ("rule", "openai"):
-            raise ValueError(f"judge must be 'rule' or 'openai', not {self.judge!r}")
+            raise ConfigError(f"judge must be 'rule' or 'openai', not {self.judge!r}")
         for name in ("limit", "max_new_tokens"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+                raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
 
     @classmethod
     def from_json(cls, obj: dict) -> EvalConfig:
@@ -131,7 +132,7 @@ def _open_run(store, config: EvalConfig, resume: str | None) -> tuple[str, EvalC
     run = eval_run(store, resume)
     stored = EvalConfig.from_json(run["config"])
     if stored.benchmark != config.benchmark:
-        raise ValueError(f"run {resume} evaluated {stored.benchmark!r}, not {config.benchmark!r}")
+        raise ConfigError(f"run {resume} evaluated {stored.benchmark!r}, not {config.benchmark!r}")
     return resume, stored
 
 
@@ -212,7 +213,7 @@ def _register_samples(store, benchmark: str, records: list[EvalRecord]) -> list[
     for r in records[:1]:
         folder = Path(r.image).parent.resolve()
         if not folder.is_relative_to(store.data_root):
-            raise ValueError(
+            raise ConfigError(
                 f"benchmark images in {folder} are outside the store's data root {store.data_root}; "
                 "use a store whose data root contains them"
             )

@@ -22,6 +22,7 @@ import zlib
 from evaluation.choices import LETTERS
 from evaluation.records import EvalRecord
 from sif.chain import Chain, Region, Step, render_chain
+from sif.errors import ConfigError
 
 WHOLE = Region((0.0, 0.0, 1.0, 1.0), 0.5)
 
@@ -48,7 +49,7 @@ class ScriptedBackend:
     def __init__(self, *, area_range: tuple[float, float] = (0.2, 0.8), wrong_rate: float = 0.0, seed: int = 0):
         lo, hi = area_range
         if not 0 < lo <= hi <= 1:
-            raise ValueError(f"area_range must satisfy 0 < lo ≤ hi ≤ 1, got {area_range}")
+            raise ConfigError(f"area_range must satisfy 0 < lo ≤ hi ≤ 1, got {area_range}")
         self.area_range, self.wrong_rate, self.seed = (lo, hi), wrong_rate, seed
 
     def area_fraction(self, record: EvalRecord) -> float:

@@ -28,6 +28,7 @@ from PIL import Image
 
 from common.settings import DEFAULT_DEPTH_MODEL
 from sif.depth import DepthMap, decode_image, detect_encoding, encode_spectral_r
+from sif.errors import ConfigError
 from sif.paths import demo_model_dir
 from sif.prompts import SIF_SUFFIX, sif_user_message
 
@@ -57,9 +58,9 @@ class Sampling:
 
     def __post_init__(self):
         if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+            raise ConfigError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise ValueError(f"need temperature ≥ 0 and 0 < top_p ≤ 1, got {self.temperature} and {self.top_p}")
+            raise ConfigError(f"need temperature ≥ 0 and 0 < top_p ≤ 1, got {self.temperature} and {self.top_p}")
 
     @property
     def sample(self) -> bool:
@@ -118,7 +119,7 @@ def open_image(image, what: str = "image") -> Image.Image:
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} not found: {path}") from None
     except OSError as exc:
-        raise ValueError(f"{what} {path} is not a readable image ({exc})") from None
+        raise ConfigError(f"{what} {path} is not a readable image ({exc})") from None
     return img
 
 
@@ -243,7 +244,7 @@ class HFBackend(_Base):
             self.processor = AutoProcessor.from_pretrained(model)
             net = AutoModelForImageTextToText.from_pretrained(model, dtype=torch_dtype)
         except OSError as exc:
-            raise ValueError(f"model {model!r} could not be loaded ({exc})") from None
+            raise ConfigError(f"model {model!r} could not be loaded ({exc})") from None
         if adapter:
             from peft import PeftModel
 
@@ -316,7 +317,7 @@ def _split_adapter(model: str, adapter: str | None) -> tuple[str, str | None]:
 
     base = json.loads(config.read_text()).get("base_model_name_or_path")
     if not base:
-        raise ValueError(f"{config}: adapter has no base_model_name_or_path; pass --model BASE --adapter {model}")
+        raise ConfigError(f"{config}: adapter has no base_model_name_or_path; pass --model BASE --adapter {model}")
     return base, model
 
 
@@ -336,7 +337,7 @@ class VLLMBackend(_Base):
         try:
             from vllm import LLM
         except ImportError:
-            raise ValueError("the vllm backend needs vLLM: pip install 'sif-workbench[vllm]' (GPU machines)") from None
+            raise ConfigError("the vllm backend needs vLLM: pip install 'sif-workbench[vllm]' (GPU machines)") from None
         from transformers import AutoProcessor
 
         model, adapter = _split_adapter(model, adapter)
@@ -390,11 +391,7 @@ class OpenAIBackend(_Base):
         super().__init__(depth_model)
         from common.openai_client import ChatConfig
 
-        self.config = ChatConfig(timeout_s=timeout_s, max_retries=max_retries, concurrency=1)
-        if base_url:
-            self.config.base_url = base_url
-        if model:
-            self.config.model = model
+        self.config = ChatConfig.resolve(base_url, model, timeout_s=timeout_s, max_retries=max_retries, concurrency=1)
         self.model_name = self.config.model
 
     def _messages(self, images, question, suffix) -> list[dict]:
@@ -431,7 +428,7 @@ def resolve_model(model: str | None, kind: str = "hf") -> str:
     """A model directory or hub id; `demo` names the embedded demo model, which is never built
     here: training is something the user asks for."""
     if not model:
-        raise ValueError(
+        raise ConfigError(
             f"the {kind} backend needs --model (a model directory or id), or build the embedded tiny "
             "demo model with `sif train demo-run` and pass --model demo"
         )
@@ -439,7 +436,7 @@ def resolve_model(model: str | None, kind: str = "hf") -> str:
         return model
     path = demo_model_dir()
     if not (path / "config.json").is_file():
-        raise ValueError(
+        raise ConfigError(
             f"--model demo: the embedded demo model is not built yet ({path}); build it with "
             "`sif train demo-run` (about 20 minutes on 2 CPU cores)"
         )
@@ -459,6 +456,6 @@ def load_backend(
         return (HFBackend if kind == "hf" else VLLMBackend)(model, adapter=adapter, **opts)
     if kind == "openai":
         if adapter:
-            raise ValueError("the openai backend serves adapters by name: pass the served name as --model")
+            raise ConfigError("the openai backend serves adapters by name: pass the served name as --model")
         return OpenAIBackend(model, base_url=base_url, **opts)
-    raise ValueError(f"unknown backend {kind!r}; choose from {', '.join(BACKENDS)}")
+    raise ConfigError(f"unknown backend {kind!r}; choose from {', '.join(BACKENDS)}")

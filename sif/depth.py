@@ -18,6 +18,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from sif.errors import ConfigError
+
 Encoding = Literal["spectral_r", "gray_disparity", "gray16_depth"]
 ENCODINGS: tuple[str, ...] = ("spectral_r", "gray_disparity", "gray16_depth")
 
@@ -61,7 +63,6 @@ _RB_KEYS = (SPECTRAL_R[:, 0].astype(np.intp) << 8) | SPECTRAL_R[:, 2]
 assert len(np.unique(_RB_KEYS)) == 256, "Spectral_r colours must be unique in (R, B)"
 _RB_G = np.full(1 << 16, -1, dtype=np.int16)  # -1 never equals a uint8 G: not a palette colour
 _RB_G[_RB_KEYS] = SPECTRAL_R[:, 1]
-_LEVELS = np.arange(256, dtype=np.float32)
 _DEPTH_OF_LEVEL = (1.0 - np.arange(256) / 255.0).astype(np.float32)
 
 
@@ -71,7 +72,7 @@ def _by_key(values: np.ndarray) -> np.ndarray:
     return table
 
 
-_RB_LEVEL, _RB_DEPTH = _by_key(_LEVELS), _by_key(_DEPTH_OF_LEVEL)
+_RB_DEPTH = _by_key(_DEPTH_OF_LEVEL)
 
 
 def _spectral_decode(rgb: np.ndarray, by_key: np.ndarray, by_level: np.ndarray) -> np.ndarray:
@@ -91,11 +92,6 @@ def _spectral_decode(rgb: np.ndarray, by_key: np.ndarray, by_level: np.ndarray) 
         d2 = ((bad[first][:, None, :] - SPECTRAL_R[None, :, :].astype(np.int32)) ** 2).sum(-1)
         out[miss] = by_level[d2.argmin(axis=1)][inverse]
     return out
-
-
-def decode_spectral_r(rgb: np.ndarray) -> np.ndarray:
-    """Disparity levels (float32, 0..255) of a `spectral_r` image, by nearest palette colour."""
-    return _spectral_decode(rgb, _RB_LEVEL, _LEVELS)
 
 
 def encode_spectral_r(depth: np.ndarray) -> np.ndarray:
@@ -141,7 +137,7 @@ def decode_image(img: Image.Image, encoding: str = "auto") -> tuple[np.ndarray, 
     if encoding == "spectral_r":
         rgb = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
         return _spectral_decode(rgb, _RB_DEPTH, _DEPTH_OF_LEVEL), "spectral_r"
-    raise ValueError(f"unknown depth encoding {encoding!r}; expected auto or one of {', '.join(ENCODINGS)}")
+    raise ConfigError(f"unknown depth encoding {encoding!r}; expected auto or one of {', '.join(ENCODINGS)}")
 
 
 _DIRECT_READS = 4  # direct box sums may read the map this many times over before the table is built
@@ -241,9 +237,6 @@ class DepthMap:
 
     def save_gray16(self, path: str | os.PathLike) -> None:
         save_gray16(self.array, path)
-
-    def save_spectral_r(self, path: str | os.PathLike) -> None:
-        Image.fromarray(encode_spectral_r(self.array)).save(path)
 
 
 def save_gray16(depth: np.ndarray, path: str | os.PathLike, compress_level: int = 6) -> None:

@@ -45,20 +45,6 @@ def _boxes(regions) -> list[list[float]]:
     return [list(r.bbox) if isinstance(r, Region) else list(r) for r in regions]
 
 
-def draw_boxes(
-    image: Image.Image,
-    boxes: Sequence[Sequence[float]],
-    colour: tuple[int, int, int],
-    label: str | None = None,
-    *,
-    dashed: bool = False,
-) -> Image.Image:
-    """Draw normalized boxes on a copy of `image`, each labelled with `label`."""
-    out = image.convert("RGB")  # a new image: convert copies even when the mode matches
-    _draw_into(out, boxes, colour, label, dashed)
-    return out
-
-
 def _draw_into(img: Image.Image, boxes, colour, label, dashed=False, label_below=False) -> None:
     draw = ImageDraw.Draw(img)
     W, H = img.size

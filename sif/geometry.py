@@ -12,6 +12,8 @@ from typing import Literal
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from sif.errors import ConfigError
+
 Box = Sequence[float]
 
 
@@ -90,7 +92,7 @@ def pair_iou(pred: Sequence[Box], gt: Sequence[Box], denominator: Literal["min",
     0.5
     """
     if denominator not in ("min", "max"):
-        raise ValueError(f"denominator must be 'min' or 'max', not {denominator!r}")
+        raise ConfigError(f"denominator must be 'min' or 'max', not {denominator!r}")
     p, g = _proper(pred), _proper(gt)
     if len(p) == 0 and len(g) == 0:
         return 1.0

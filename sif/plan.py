@@ -16,6 +16,7 @@ import numpy as np
 
 from sif.chain import WHOLE_IMAGE, Region
 from sif.depth import DepthMap
+from sif.errors import ConfigError
 from sif.geometry import boxes_overlap, enclosing_box
 
 StepKind = Literal["whole", "distractor", "enclosing", "expansion", "gt"]
@@ -135,13 +136,13 @@ def plan_focus_detailed(
     (default: drawn from 2..4); only the first of them is kept.
     """
     if not len(gt_boxes):
-        raise ValueError("plan_focus needs at least one ground-truth box")
+        raise ConfigError("plan_focus needs at least one ground-truth box")
     rng = _as_rng(rng)
     dmap = depth_map if isinstance(depth_map, DepthMap) else DepthMap(np.asarray(depth_map))
     if n_expand is None:
         n_expand = int(rng.integers(2, 5))
     if n_expand < 1:
-        raise ValueError(f"n_expand must be at least 1, got {n_expand}")
+        raise ConfigError(f"n_expand must be at least 1, got {n_expand}")
 
     gt = [_grid(b) for b in gt_boxes]
     expansion = _first_expansion(gt, n_expand)

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 
 from sif.chain import Chain, Step, render_chain, validate_chain
 from sif.depth import DepthMap, encode_spectral_r, save_gray16
+from sif.errors import ConfigError
 from sif.plan import FocusPlan, plan_focus_detailed
 from sif.prompts import sif_user_prompt
 
@@ -64,19 +65,19 @@ class SynthConfig:
 
     def __post_init__(self):
         if not 1 <= self.min_objects <= self.max_objects:
-            raise ValueError(f"need 1 ≤ min_objects ≤ max_objects, got {self.min_objects} and {self.max_objects}")
+            raise ConfigError(f"need 1 ≤ min_objects ≤ max_objects, got {self.min_objects} and {self.max_objects}")
         if self.max_objects > len(COLOURS) * len(SHAPES):
-            raise ValueError(f"max_objects is at most {len(COLOURS) * len(SHAPES)} (unique colour + shape)")
+            raise ConfigError(f"max_objects is at most {len(COLOURS) * len(SHAPES)} (unique colour + shape)")
         if not self.sizes or any(w < 64 or h < 64 for w, h in self.sizes):
-            raise ValueError("sizes must be a non-empty list of WxH, each side at least 64 pixels")
+            raise ConfigError("sizes must be a non-empty list of WxH, each side at least 64 pixels")
         unknown = set(self.kinds) - set(QUESTION_KINDS)
         if not self.kinds or unknown:
-            raise ValueError(f"unknown question kinds {sorted(unknown)}; choose from {', '.join(QUESTION_KINDS)}")
+            raise ConfigError(f"unknown question kinds {sorted(unknown)}; choose from {', '.join(QUESTION_KINDS)}")
         if self.max_objects < 2 and set(self.kinds) - {"count"}:
-            raise ValueError("every question kind but count compares objects: max_objects must be at least 2")
+            raise ConfigError("every question kind but count compares objects: max_objects must be at least 2")
         for name in ("distractor_prob", "split_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
 
 
 @dataclass
@@ -155,7 +156,7 @@ def _primitives(obj: SceneObject) -> list[tuple[str, list, float]]:
             ("polygon", [(x1, yb - e), (cx, yb - s * 1.3), (x2, yb - e)], 1.0),
             ("polygon", [(cx, yb - s * 1.3), (x2, yb - e), (cx + s * 0.2, yb)], 0.75),
         ]
-    raise ValueError(f"unknown shape {obj.shape!r}")
+    raise AssertionError(f"unknown shape {obj.shape!r}")
 
 
 def _draw_object(image: Image.Image, obj: SceneObject) -> np.ndarray:
@@ -389,7 +390,7 @@ def make_sample(rng: np.random.Generator, config: SynthConfig = SynthConfig()) -
         plan = plan_focus_detailed(gt, DepthMap(scene.depth), rng, distractor_prob=config.distractor_prob)
         steps = tuple(Step(tuple(r), t) for r, t in zip(plan.steps, step_texts(plan, q, scene)))
         return Sample(scene, q, Chain(steps, q.answer), gt, plan)
-    raise ValueError(
+    raise ConfigError(
         f"no {width}x{height} scene with {n_objects} objects fits a {kind!r} question after {SCENE_TRIES} tries; "
         "use larger sizes or fewer objects"
     )
@@ -453,7 +454,7 @@ def make_dataset(out_dir, n: int, seed: int = 0, *, progress: bool | None = None
         try:
             sample = make_sample(np.random.default_rng([seed, i]), config)
         except ValueError as exc:
-            raise ValueError(f"{sid}: {exc}") from None
+            raise ConfigError(f"{sid}: {exc}") from None
         split = "test" if np.random.default_rng([seed, i, 1]).random() < config.split_ratio else "train"
         record = _record(sample, sid, split)
         _write_images(sample, out, record)

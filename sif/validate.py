@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from sif.chain import Problem, validate_chain
+from sif.errors import RecordError
+from sif.records import read_records
 
 
 def _assistant_text(record) -> str | None:
@@ -25,18 +26,14 @@ def validate_file(path: str | os.PathLike) -> list[tuple[str, list[Problem]]]:
     any other file is one chain.
     """
     p = Path(path)
-    text = p.read_text(encoding="utf-8")
     if p.suffix.lower() != ".json":
-        return [(p.name, validate_chain(text))]
-    try:
-        records = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{p}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(records, list):
-        raise ValueError(f"{p}: expected a JSON list of SIF-50K records")
+        return [(p.name, validate_chain(p.read_bytes().decode("utf-8", errors="replace")))]
     results = []
-    for i, record in enumerate(records):
-        name = str(record.get("id", f"record {i}")) if isinstance(record, dict) else f"record {i}"
+    for i, (_, record) in enumerate(read_records(p)):
+        if isinstance(record, RecordError):
+            results.append((f"record {i}", [Problem(1, record.field or "record", str(record))]))
+            continue
+        name = str(record.get("id", f"record {i}"))
         chain = _assistant_text(record)
         if chain is None:
             results.append((name, [Problem(1, "messages", "has no assistant message")]))

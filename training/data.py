@@ -10,14 +10,15 @@ Bad records are skipped with a message naming the line and field; counts come ba
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
+from sif.errors import ConfigError, RecordError
 from sif.prompts import RL_SUFFIX, SIF_SUFFIX, sif_user_message
+from sif.records import read_records
 
 SFT_FILE = "sif_sft.jsonl"
 SUFFIXES = {"sif": SIF_SUFFIX, "rl": RL_SUFFIX}
@@ -40,21 +41,13 @@ class DataReport:
 
 
 def read_jsonl(path: Path, report: DataReport) -> list[tuple[str, dict]]:
-    """(`file:line`, record) for each parseable line; broken lines are counted, not fatal."""
+    """(`file:line`, record) for each readable record; unreadable ones are counted, not fatal."""
     out = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            report.skip(f"not JSON ({exc.msg})", where)
-            continue
-        if not isinstance(record, dict):
-            report.skip("not a JSON object", where)
-            continue
-        out.append((where, record))
+    for where, record in read_records(path):
+        if isinstance(record, RecordError):
+            report.skip("not a JSON object" if record.field == "record" else "not valid JSON", where)
+        else:
+            out.append((where, record))
     return out
 
 
@@ -98,7 +91,7 @@ def load_sft_rows(
 ) -> tuple[list[dict], DataReport]:
     """Rows for TRL's SFTTrainer (prompt, completion, images) and what was skipped."""
     if overlong not in ("drop", "truncate"):
-        raise ValueError(f"overlong: {overlong!r} is not one of drop, truncate")
+        raise ConfigError(f"overlong: {overlong!r} is not one of drop, truncate")
     report, rows = DataReport(), []
     for where, record in read_jsonl(sft_path(data), report):
         try:
@@ -132,7 +125,7 @@ def load_sft_rows(
 def load_rl_rows(data: str | Path, suffix: str = "sif") -> tuple[list[dict], DataReport]:
     """Rows for TRL's GRPOTrainer with the columns the SIF rewards take."""
     if suffix not in SUFFIXES:
-        raise ValueError(f"suffix: {suffix!r} is not one of {', '.join(SUFFIXES)}")
+        raise ConfigError(f"suffix: {suffix!r} is not one of {', '.join(SUFFIXES)}")
     report, rows = DataReport(), []
     for where, record in read_jsonl(Path(data), report):
         try:
@@ -172,6 +165,6 @@ def to_dataset(rows: list[dict]):
     import datasets
 
     if not rows:
-        raise ValueError("no usable samples (see the skipped counts above)")
+        raise ConfigError("no usable samples (see the skipped counts above)")
     ds = datasets.Dataset.from_list(rows)
     return ds.cast_column("images", datasets.List(datasets.Image()))

@@ -6,6 +6,7 @@ import functools
 import logging
 
 from sif.chain import parse_chain
+from sif.errors import ConfigError
 from sif.rewards import (
     bbox_reward,
     completion_text,
@@ -35,7 +36,7 @@ def make_judged_answer_reward(judge, store, *, on_failure: str = "rule", positiv
     (`on_failure="rule"`) or left out of the answer reward (`"skip"`: None, which TRL ignores).
     """
     if on_failure not in ("rule", "skip"):
-        raise ValueError(f"judge.on_failure: {on_failure!r} is not one of rule, skip")
+        raise ConfigError(f"judge.on_failure: {on_failure!r} is not one of rule, skip")
 
     def answer_reward(
         completions, answer, question, sample_id, image_path=None, trainer_state=None, log_metric=None, **kwargs
@@ -77,7 +78,7 @@ def sif_reward_functions(s: GRPOSettings, judge, store) -> tuple[list, list[floa
     r = s.rewards
     unknown = set(r.weights) - set(REWARD_NAMES)
     if unknown:
-        raise ValueError(f"rewards.weights: unknown reward(s) {sorted(unknown)}; known: {', '.join(REWARD_NAMES)}")
+        raise ConfigError(f"rewards.weights: unknown reward(s) {sorted(unknown)}; known: {', '.join(REWARD_NAMES)}")
     funcs = [
         format_reward,
         make_judged_answer_reward(judge, store, on_failure=s.judge.on_failure, positive_only=r.answer_positive_only),

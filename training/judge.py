@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from sif.errors import ConfigError
 from sif.rewards import rule_based_score
 from training.config import JudgeSettings
 
@@ -84,18 +85,15 @@ class VLMJudge:
     def __init__(self, settings: JudgeSettings):
         from common.openai_client import ChatConfig
 
-        cfg = ChatConfig(
+        self.config = ChatConfig.resolve(
+            settings.base_url,
+            settings.model,
             api_key_env=settings.api_key_env,
             timeout_s=settings.timeout_s,
             max_retries=settings.max_retries,
             backoff_s=settings.backoff_s,
             concurrency=settings.concurrency,
         )
-        if settings.base_url:
-            cfg.base_url = settings.base_url
-        if settings.model:
-            cfg.model = settings.model
-        self.config = cfg
         self.send_image = settings.send_image
         self.failures = Counter()
         self.requests = 0
@@ -154,4 +152,4 @@ def make_judge(settings: JudgeSettings):
         return RuleJudge()
     if settings.kind == "openai":
         return VLMJudge(settings)
-    raise ValueError(f"judge.kind: {settings.kind!r} is not one of rule, openai")
+    raise ConfigError(f"judge.kind: {settings.kind!r} is not one of rule, openai")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from training.config import LoraSettings
 
 # Linear layers of the language model (Qwen2/2.5-VL, LLaVA-style and most HF VLM layouts).
@@ -67,16 +65,6 @@ def lora_config(settings: LoraSettings, task_type: str = "CAUSAL_LM"):
         target_modules=target,
         task_type=task_type,
     )
-
-
-def has_lora_targets(model, config) -> bool:
-    if config is None:
-        return True
-    target = config.target_modules
-    names = [n for n, _ in model.named_modules()]
-    if isinstance(target, str):
-        return any(re.fullmatch(target, n) for n in names)
-    return any(n.split(".")[-1] in target for n in names)
 
 
 class RunRecord:

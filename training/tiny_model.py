@@ -181,7 +181,3 @@ def build_tiny_model(out_dir, cfg: TinyModelConfig = TinyModelConfig(), corpus: 
     processor.save_pretrained(out)
     (out / "tiny_config.json").write_text(json.dumps(asdict(cfg), indent=1))
     return out
-
-
-def parameter_count(model) -> int:
-    return sum(p.numel() for p in model.parameters())

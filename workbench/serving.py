@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sif.errors import ConfigError
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 
@@ -27,7 +29,7 @@ def parse_auth(values: list[str] | None) -> list[tuple[str, str]] | None:
     for v in values:
         user, sep, password = v.partition(":")
         if not sep or not user.strip() or not password:
-            raise ValueError(f"--auth {v!r}: expected USER:PASS with a non-empty user and password")
+            raise ConfigError(f"--auth {v!r}: expected USER:PASS with a non-empty user and password")
         out.append((user.strip(), password))
     return out
 
