@@ -107,6 +107,7 @@ def sif(args: list[str], log: Path, limit_s: float) -> float:
     A stage that fails or runs past `limit_s` (killed: the whole check must fit one device call) raises
     StageFailed with the end of its log; the stages before it are already in the JSON."""
     start = time.perf_counter()
+    code: int | str
     with log.open("w") as out:
         try:
             code = subprocess.run(
@@ -153,7 +154,9 @@ def speed(db: Path, output_dir: Path) -> dict:
 def reward_stats(history: list[dict]) -> dict:
     steps = [e for e in history if "reward" in e]
     keys = sorted({k for e in steps for k in e if k.startswith("rewards/") and k.endswith("/mean")} | {"reward"})
-    stats = {k: {"mean": round(statistics.fmean(e[k] for e in steps), 4), "last": round(steps[-1][k], 4)} for k in keys}
+    stats: dict[str, object] = {
+        k: {"mean": round(statistics.fmean(e[k] for e in steps), 4), "last": round(steps[-1][k], 4)} for k in keys
+    }
     stats["reward_std_mean"] = round(statistics.fmean(e["reward_std"] for e in steps), 4)
     stats["completion_mean_length"] = round(statistics.fmean(e["completions/mean_length"] for e in steps), 1)
     return stats
