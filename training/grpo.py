@@ -10,77 +10,22 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from common.settings import as_dict
-from sif.rewards import completion_text
 from training.config import GRPOSettings
-from training.data import load_rl_rows, to_dataset
+from training.data import DataReport, load_rl_rows, to_dataset
 from training.grpo_rewards import REWARD_NAMES, sif_reward_functions
 from training.judge import make_judge
+from training.launch import process_state, train_and_save
 from training.modeling import RunRecord, freeze_vision_tower, load_model, load_processor, lora_config, torch_dtype
 from training.progress import PROGRESS_FILE, SqliteProgressStore
+from training.rollouts import RolloutRecorder
 
 log = logging.getLogger(__name__)
-
-
-class RolloutSink:
-    """Writes a few completions per logging step to the store as `rollout` revisions of the run."""
-
-    def __init__(self, db: str, run_id: str, per_step: int, every: int):
-        from db.store import Store
-
-        self.store = Store.open(db)
-        self.run_id, self.per_step, self.every = run_id, per_step, max(1, every)
-        self.written = 0
-        self.failed = 0
-        self._last_step = -1
-
-    def record(self, inputs, completions, rewards, step: int, weights) -> None:
-        from db.store import StoreError
-
-        if self.per_step <= 0 or step % self.every or step == self._last_step:
-            return
-        self._last_step = step
-        for example, completion, row in list(zip(inputs, completions, rewards.tolist()))[: self.per_step]:
-            parts = ", ".join(f"{n}={v:.3f}" for n, v in zip(REWARD_NAMES, row))
-            total = sum(w * v for w, v in zip(weights, row) if v == v)  # NaN (skipped) rewards count 0
-            try:
-                self.store.add_revision(
-                    int(example["sample_id"]),
-                    completion_text(completion),
-                    origin="rollout",
-                    author="grpo",
-                    run_id=self.run_id,
-                    note=f"GRPO step {step}: total={total:.3f} ({parts})",
-                )
-                self.written += 1
-            except (StoreError, ValueError, sqlite3.Error) as exc:  # a rollout log must not stop training
-                self.failed += 1
-                log.warning("rollout of sample %s not written to the store: %s", example.get("sample_id"), exc)
-
-
-def _trainer_class():
-    from trl import GRPOTrainer
-
-    class SifGRPOTrainer(GRPOTrainer):
-        """GRPOTrainer that hands each process's scored rollouts to a `RolloutSink`."""
-
-        rollout_sink: RolloutSink | None = None
-
-        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-            rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-            if self.rollout_sink is not None:
-                start = self.accelerator.process_index * len(prompts)
-                local = rewards[start : start + len(prompts)].cpu()
-                self.rollout_sink.record(
-                    inputs, completions, local, self.state.global_step, self.reward_weights.tolist()
-                )
-            return rewards
-
-    return SifGRPOTrainer
 
 
 def grpo_config(s: GRPOSettings, weights: list[float]):
@@ -147,18 +92,20 @@ def _progress_callback(progress: SqliteProgressStore, record: RunRecord):
 
 @dataclass
 class GRPOSetup:
-    trainer: object
+    trainer: Any  # trl.GRPOTrainer (TRL is imported only when training)
     progress: SqliteProgressStore
-    judge: object
-    report: object
+    judge: Any
+    report: DataReport
     checkpoint: str | None  # where training resumes from
+    rollouts: RolloutRecorder
 
 
 def build_grpo_trainer(s: GRPOSettings, record: RunRecord, callbacks=()) -> GRPOSetup:
-    """The configured trainer with its progress store, judge and data report; resume is prepared."""
-    from accelerate import PartialState
+    """The configured trainer with its progress store, judge, data report and rollout recorder;
+    resume is prepared. In a launched process, `record` is the main process's alone."""
+    from trl import GRPOTrainer
 
-    state = PartialState()
+    state = process_state()
     processor = load_processor(s.model, s.image_max_pixels)
     rows, report = load_rl_rows(s.data, s.suffix)
     log.info("RL data %s: %s", s.data, report.summary())
@@ -176,41 +123,58 @@ def build_grpo_trainer(s: GRPOSettings, record: RunRecord, callbacks=()) -> GRPO
         freeze_vision_tower(model)
     judge = make_judge(s.judge)
     funcs, weights = sif_reward_functions(s, judge, progress)
-    trainer = _trainer_class()(
+    rollouts = RolloutRecorder(
+        REWARD_NAMES,
+        weights,
+        per_step=s.rollouts_per_step if s.db else 0,
+        every=s.logging_steps,
+        db=s.db,
+        run_id=record.run_id,
+    )
+    trainer = GRPOTrainer(
         model=model,
-        reward_funcs=funcs,
+        reward_funcs=[rollouts.feeding(name, func) for name, func in zip(REWARD_NAMES, funcs)],
         args=grpo_config(s, weights),
         train_dataset=to_dataset(rows),
         processing_class=processor,
         peft_config=lora_config(s),
         callbacks=[_progress_callback(progress, record), *callbacks],
     )
-    if record.run_id is not None:
-        trainer.rollout_sink = RolloutSink(s.db, record.run_id, s.rollouts_per_step, s.logging_steps)
-    return GRPOSetup(trainer, progress, judge, report, checkpoint)
+    return GRPOSetup(trainer, progress, judge, report, checkpoint, rollouts)
 
 
 def run_grpo(s: GRPOSettings, callbacks=()) -> Path:
-    """Train with GRPO-SIF and save the model (or adapter) and processor to `output_dir`."""
-    record = RunRecord(s.db, "grpo", as_dict(s), s.run_name)
+    """Train with GRPO-SIF and save the model (or adapter) and processor to `output_dir`.
+
+    Launched on several processes, each runs this; the main process alone keeps the run record,
+    writes rollouts and saves the processor."""
+    state = process_state()
+    record = RunRecord(s.db if state.is_main_process else None, "grpo", as_dict(s), s.run_name)
     try:
         setup = build_grpo_trainer(s, record, callbacks)
-        record.update(data=setup.report.summary())
-        result = setup.trainer.train(resume_from_checkpoint=setup.checkpoint)
-        setup.trainer.save_model(s.output_dir)
-        setup.trainer.processing_class.save_pretrained(s.output_dir)
+        record.update(data=setup.report.summary(), processes=setup.trainer.accelerator.num_processes)
+        trained = train_and_save(setup.trainer, s.output_dir, setup.checkpoint)
+        failures = _judge_failures(setup.judge)
     except BaseException as exc:
         record.finish("failed", error=f"{type(exc).__name__}: {exc}")
         raise
-    sink = setup.trainer.rollout_sink
     record.finish(
         "done",
-        train_loss=result.training_loss,
-        steps=result.global_step,
-        output_dir=s.output_dir,
-        rollouts_written=sink.written if sink else 0,
-        judge_failures=dict(setup.judge.failures),
+        **trained,
+        rollouts_written=setup.rollouts.written,
+        judge_failures=failures,
         answer_progress=setup.progress.snapshot(),
     )
+    setup.rollouts.close()
     setup.progress.close()
     return Path(s.output_dir)
+
+
+def _judge_failures(judge) -> dict[str, int]:
+    """The judge's failures by kind, summed over every process (each judged its own share)."""
+    from accelerate.utils import gather_object
+
+    total: Counter = Counter()
+    for failures in gather_object([dict(judge.failures)]):
+        total.update(failures)
+    return dict(total)

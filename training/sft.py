@@ -1,7 +1,8 @@
 """`sif train sft`: TRL's SFTTrainer on the store's prompt/completion export (RGB + depth images).
 
 LoRA rank 8 on the language model's linear layers by default (PAPER.md), or a full fine-tune.
-Multi-GPU / multi-node runs go through `accelerate launch` with a config from configs/accelerate/.
+Multi-GPU / multi-node runs go through `accelerate launch` with a config from configs/accelerate/
+(`sif train sft --gpus N` starts it: training/launch.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from common.settings import as_dict
 from training.config import SFTSettings
 from training.data import load_sft_rows, to_dataset
+from training.launch import process_state, train_and_save
 from training.modeling import RunRecord, freeze_vision_tower, load_model, load_processor, lora_config, torch_dtype
 
 log = logging.getLogger(__name__)
@@ -81,19 +83,21 @@ def build_sft_trainer(s: SFTSettings, callbacks=()):
 
 
 def run_sft(s: SFTSettings, callbacks=()) -> Path:
-    """Train, save the model (or adapter) and processor to `output_dir`; returns that folder."""
+    """Train, save the model (or adapter) and processor to `output_dir`; returns that folder.
+
+    Launched on several processes, each runs this; the main process alone keeps the run record
+    and saves the processor."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    record = RunRecord(s.db, "sft", as_dict(s), s.run_name)
+    state = process_state()
+    record = RunRecord(s.db if state.is_main_process else None, "sft", as_dict(s), s.run_name)
     try:
         trainer, report = build_sft_trainer(s, callbacks)
-        record.update(data=report.summary())
+        record.update(data=report.summary(), processes=trainer.accelerator.num_processes)
         resume = get_last_checkpoint(s.output_dir) if s.resume and Path(s.output_dir).is_dir() else None
-        result = trainer.train(resume_from_checkpoint=resume)
-        trainer.save_model(s.output_dir)
-        trainer.processing_class.save_pretrained(s.output_dir)
+        trained = train_and_save(trainer, s.output_dir, resume)
     except BaseException as exc:
         record.finish("failed", error=f"{type(exc).__name__}: {exc}")
         raise
-    record.finish("done", train_loss=result.training_loss, steps=result.global_step, output_dir=s.output_dir)
+    record.finish("done", **trained)
     return Path(s.output_dir)
