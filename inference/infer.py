@@ -125,6 +125,7 @@ def infer(
     adapter: str | None = None,
     base_url: str | None = None,
     depth_model: str | None = None,
+    max_pixels: int | None = None,
     suffix: str = SIF_SUFFIX,
     out_dir: str | Path | None = None,
     **sampling,
@@ -133,6 +134,8 @@ def infer(
     from inference.backends import load_backend
 
     opts = {"depth_model": depth_model} if depth_model else {}
+    if max_pixels:
+        opts["max_pixels"] = max_pixels
     loaded = load_backend(backend, model, adapter=adapter, base_url=base_url, **opts)
     result = run_inference(loaded, image, depth, question, suffix=suffix, **sampling)
     return result, (write_outputs(result, out_dir) if out_dir is not None else [])

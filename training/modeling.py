@@ -11,14 +11,19 @@ LANGUAGE_LINEAR = r".*(language_model|text_model).*\.(q_proj|k_proj|v_proj|o_pro
 VISION_PREFIXES = ("visual", "vision_tower", "vision_model")
 
 
-def load_processor(model_path: str, image_max_pixels: int | None):
+def load_processor(model_path: str, image_max_pixels: int | None, *, only_lower: bool = False):
+    """The model's processor with images capped at `image_max_pixels` (`only_lower`: a smaller
+    limit of the processor's own is kept, as inference does)."""
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(model_path)
     if image_max_pixels is not None:
         ip = processor.image_processor
-        ip.size = {**dict(ip.size), "longest_edge": int(image_max_pixels)}
-        ip.size["shortest_edge"] = min(ip.size.get("shortest_edge", 0), int(image_max_pixels))
+        limit = int(image_max_pixels)
+        if only_lower and ip.size.get("longest_edge"):
+            limit = min(limit, int(ip.size["longest_edge"]))
+        ip.size = {**dict(ip.size), "longest_edge": limit}
+        ip.size["shortest_edge"] = min(ip.size.get("shortest_edge", 0), limit)
     return processor
 
 
