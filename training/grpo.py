@@ -194,7 +194,7 @@ def run_grpo(s: GRPOSettings, callbacks=()) -> Path:
     """Train with GRPO-SIF and save the model (or adapter) and processor to `output_dir`."""
     record = RunRecord(s.db, "grpo", as_dict(s), s.run_name)
     try:
-        setup = build_grpo_trainer(s, record, callbacks)
+        setup = build_grpo_trainer(s, record, [*callbacks, record.log_recorder()])
         record.update(data=setup.report.summary())
         result = setup.trainer.train(resume_from_checkpoint=setup.checkpoint)
         setup.trainer.save_model(s.output_dir)

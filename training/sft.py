@@ -86,7 +86,7 @@ def run_sft(s: SFTSettings, callbacks=()) -> Path:
 
     record = RunRecord(s.db, "sft", as_dict(s), s.run_name)
     try:
-        trainer, report = build_sft_trainer(s, callbacks)
+        trainer, report = build_sft_trainer(s, [*callbacks, record.log_recorder()])
         record.update(data=report.summary())
         resume = get_last_checkpoint(s.output_dir) if s.resume and Path(s.output_dir).is_dir() else None
         result = trainer.train(resume_from_checkpoint=resume)
