@@ -298,23 +298,27 @@ def run_eval(
 
 
 def _predict(store, run_id, backend, pending, config, failures, progress, stop_after) -> tuple[int, bool]:
-    """Ask the backend for every pending record and commit each answer as it arrives; a failed
-    record goes to `failures` (retried on resume). Returns (predictions made, stopped early)."""
+    """Ask the backend for every pending record and commit each answer as it arrives (the
+    answers that arrived together in one transaction); a failed record goes to `failures`
+    (retried on resume). Returns (predictions made, stopped early)."""
     author = config.model or getattr(backend, "name", config.backend)
     by_sid = {sid: r for r, sid in pending}
     answers = _answers(backend, pending, config)
+    ready = getattr(answers, "ready", list)
     predicted = 0
     with _progress(progress, f"eval {config.benchmark}", len(pending)) as advance:
         try:
-            for sid, out in answers:
-                advance()
-                if isinstance(out, Exception):  # one bad record never stops a run
-                    failures.append({"id": by_sid[sid].id, "error": f"{type(out).__name__}: {out}"})
-                    continue
-                store.add_revision(sid, out, origin="prediction", author=author, run_id=run_id)
-                predicted += 1
-                if stop_after is not None and predicted >= stop_after:
-                    return predicted, True
+            for first in answers:
+                with store.transaction():
+                    for sid, out in [first, *ready()]:
+                        advance()
+                        if isinstance(out, Exception):  # one bad record never stops a run
+                            failures.append({"id": by_sid[sid].id, "error": f"{type(out).__name__}: {out}"})
+                            continue
+                        store.add_revision(sid, out, origin="prediction", author=author, run_id=run_id)
+                        predicted += 1
+                        if stop_after is not None and predicted >= stop_after:
+                            return predicted, True
         finally:
             answers.close()  # a backend still working (requests in flight) stops here
     return predicted, False
@@ -323,25 +327,25 @@ def _predict(store, run_id, backend, pending, config, failures, progress, stop_a
 def _answers(backend, pending, config):
     """(sample id, text or error) for each pending record, as the backend produces them."""
     if hasattr(backend, "predict_record"):
-        for record, sid in pending:
-            try:
-                yield sid, backend.predict_record(record)
-            except Exception as exc:
-                yield sid, exc
-        return
+        return _one_by_one(pending, backend.predict_record)
     from inference.backends import GenerateRequest
 
     sampling = {"max_new_tokens": config.max_new_tokens, "temperature": config.temperature}
     suffix = SUFFIXES[config.suffix]
-    requests = (GenerateRequest(sid, r.image, r.depth_image, r.question, suffix) for r, sid in pending)
     if hasattr(backend, "generate_many"):
-        yield from backend.generate_many(requests, **sampling)
-        return
-    for req in requests:
+        requests = (GenerateRequest(sid, r.image, r.depth_image, r.question, suffix) for r, sid in pending)
+        return backend.generate_many(requests, **sampling)
+    return _one_by_one(
+        pending, lambda r: backend.generate(r.image, r.depth_image, r.question, suffix=suffix, **sampling)
+    )
+
+
+def _one_by_one(pending, answer):
+    for record, sid in pending:
         try:
-            yield req.key, backend.generate(req.image, req.depth, req.question, suffix=suffix, **sampling)
+            yield sid, answer(record)
         except Exception as exc:
-            yield req.key, exc
+            yield sid, exc
 
 
 def score_records(store, run_id: str, records, sample_ids, scorer, reasons: dict[str, str]) -> list[dict]:
@@ -446,7 +450,8 @@ def _fill_size(record: EvalRecord) -> None:
 
 
 def register_samples(store, benchmark: str, records: list[EvalRecord]) -> list[int]:
-    """Each record as a store sample (idempotent), so predictions can attach to it."""
+    """Each record as a store sample (idempotent), so predictions can attach to it; in bulk
+    transactions of SAMPLE_CHUNK samples."""
     for r in records[:1]:
         folder = Path(r.image).parent.resolve()
         if not folder.is_relative_to(store.data_root):
@@ -454,36 +459,41 @@ def register_samples(store, benchmark: str, records: list[EvalRecord]) -> list[i
                 f"benchmark images in {folder} are outside the store's data root {store.data_root}; "
                 "use a store whose data root contains them"
             )
-    ids = []
+    ids: list[int] = []
     for start in range(0, len(records), SAMPLE_CHUNK):
-        with store.transaction():
-            for r in records[start : start + SAMPLE_CHUNK]:
-                _fill_size(r)
-                known = bool(r.width and r.height)
-                ids.append(
-                    store.add_sample(
-                        dataset=benchmark,
-                        source_id=r.id,
-                        image=r.image,
-                        question=r.question,
-                        answer=_stored_answer(r),
-                        gt_boxes=r.gt_boxes,
-                        width=r.width or 1,
-                        height=r.height or 1,
-                        split="eval",
-                        missing=r.image_missing,
-                        meta={
-                            "category": r.category,
-                            "kind": r.kind,
-                            "choices": r.choices,
-                            "labels": r.labels,
-                            "benchmark_dataset": r.dataset,
-                            "size_unknown": not known,
-                            **({"depth_map": r.depth} if r.depth else {}),
-                        },
-                    )
-                )
+        chunk = records[start : start + SAMPLE_CHUNK]
+        for r in chunk:
+            _fill_size(r)
+        results = store.import_samples([(_sample_fields(benchmark, r), None, None) for r in chunk], author="")
+        for r, result in zip(chunk, results):
+            if isinstance(result, Exception):
+                raise ValueError(f"record {r.id}: {result}")
+            ids.append(result[0])
     return ids
+
+
+def _sample_fields(benchmark: str, r: EvalRecord) -> dict:
+    return dict(
+        dataset=benchmark,
+        source_id=r.id,
+        image=r.image,
+        question=r.question,
+        answer=_stored_answer(r),
+        gt_boxes=r.gt_boxes,
+        width=r.width or 1,
+        height=r.height or 1,
+        split="eval",
+        missing=r.image_missing,
+        meta={
+            "category": r.category,
+            "kind": r.kind,
+            "choices": r.choices,
+            "labels": r.labels,
+            "benchmark_dataset": r.dataset,
+            "size_unknown": not (r.width and r.height),
+            **({"depth_map": r.depth} if r.depth else {}),
+        },
+    )
 
 
 class _progress:

@@ -22,6 +22,7 @@ import asyncio
 import functools
 import itertools
 import math
+import os
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -213,18 +214,29 @@ def file_data_url(path, max_pixels: int | None, *, depth: bool = False) -> str |
     if isinstance(path, Image.Image) or path is None:
         return None
     try:
-        with Image.open(path) as img:
-            fmt, mode, (w, h) = img.format, img.mode, img.size
-            if fmt not in _SENT_AS_IS or (max_pixels and w * h > max_pixels):
-                return None
-            if depth and (fmt != "PNG" or mode != "RGB" or detect_encoding(img) != "spectral_r"):
-                return None
-            if not depth and mode not in ("RGB", "L"):
-                return None
+        stat = os.stat(path)
+        fmt = _sendable(str(path), stat.st_mtime_ns, stat.st_size, max_pixels, depth)
     except OSError:
         return None  # the slow path names the file in its error
+    if fmt is None:
+        return None
     data = Path(path).read_bytes()
     return f"data:{_SENT_AS_IS[fmt]};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _sendable(path: str, mtime_ns: int, size: int, max_pixels: int | None, depth: bool) -> str | None:
+    """The file's format if it can be sent as it is, else None; once per file version (a
+    benchmark asks several questions about one picture, and the depth check decodes it)."""
+    with Image.open(path) as img:
+        fmt, mode, (w, h) = img.format, img.mode, img.size
+        if fmt not in _SENT_AS_IS or (max_pixels and w * h > max_pixels):
+            return None
+        if depth and (fmt != "PNG" or mode != "RGB" or detect_encoding(img) != "spectral_r"):
+            return None
+        if not depth and mode not in ("RGB", "L"):
+            return None
+    return fmt
 
 
 # ---------------------------------------------------------------- shared plumbing
@@ -280,34 +292,60 @@ class _Base:
             yield from zip((key for key, _ in ready), texts)
 
 
-def _drain(produce: Callable[[Callable[[str], None], threading.Event], None]) -> Iterator[str]:
-    """Run `produce(emit, stop)` in a thread and yield what it emits; re-raise its error.
+class _Drained(Iterator):
+    """What `produce(emit, stop)`, run in a thread from the first `next()`, emits; its error is
+    re-raised. `ready()` takes the items already emitted without waiting (a consumer commits
+    them together). Closing early sets `stop`, which producers check to end their work, and
+    waits a little for them, so that no generation outlives its consumer by more than a step."""
 
-    Closing the iterator early sets `stop`, which producers check to end their work, and waits
-    a little for them, so that no generation outlives its consumer by more than a step.
-    """
-    items: queue.Queue = queue.Queue()
-    stop = threading.Event()
-    done = object()
+    _DONE = object()
 
-    def run():
+    def __init__(self, produce: Callable[[Callable, threading.Event], None]):
+        self._produce, self._items, self._stop = produce, queue.Queue(), threading.Event()
+        self._thread: threading.Thread | None = None
+        self._end = None  # the end (or failure) met by `ready()`, for the next `next()`
+
+    def _run(self):
         try:
-            produce(items.put, stop)
+            self._produce(self._items.put, self._stop)
         except BaseException as exc:  # handed to the consumer
-            items.put(_Failure(exc))
+            self._items.put(_Failure(exc))
         finally:
-            items.put(done)
+            self._items.put(self._DONE)
 
-    thread = threading.Thread(target=run, daemon=True, name="sif-generate")
-    thread.start()
-    try:
-        while (item := items.get()) is not done:
-            if isinstance(item, _Failure):
-                raise item.exc
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=STOP_WAIT_S)
+    def __next__(self):
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True, name="sif-generate")
+            self._thread.start()
+        item, self._end = (self._end, None) if self._end is not None else (self._items.get(), None)
+        if item is self._DONE:
+            self.close()
+            raise StopIteration
+        if isinstance(item, _Failure):
+            self.close()
+            raise item.exc
+        return item
+
+    def ready(self) -> list:
+        out = []
+        while self._end is None:
+            try:
+                item = self._items.get_nowait()
+            except queue.Empty:
+                break
+            if item is self._DONE or isinstance(item, _Failure):
+                self._end = item
+            else:
+                out.append(item)
+        return out
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=STOP_WAIT_S)
+
+    def __del__(self):
+        self._stop.set()
 
 
 @dataclass
@@ -425,7 +463,7 @@ class HFBackend(_Base):
             if worker_error:
                 raise worker_error[0]
 
-        return _drain(produce)
+        return _Drained(produce)
 
 
 def _split_adapter(model: str, adapter: str | None) -> tuple[str, str | None]:
@@ -600,7 +638,7 @@ class OpenAIBackend(_Base):
 
             asyncio.run(run())
 
-        return _drain(produce)
+        return _Drained(produce)
 
     def _stream(self, images, question, suffix, sampling: Sampling) -> Iterator[str]:
         from common.openai_client import ChatClient
@@ -618,7 +656,7 @@ class OpenAIBackend(_Base):
 
             asyncio.run(run())
 
-        return _drain(produce)
+        return _Drained(produce)
 
 
 # ---------------------------------------------------------------- factory
