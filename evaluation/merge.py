@@ -76,10 +76,11 @@ def check_shards(shards: list[Shard]) -> None:
     if unsharded:
         raise ValueError(f"{', '.join(unsharded)}: not shard runs (made without --shard i/n)")
     first = shards[0]
-    parts = [parse_shard(s.config.shard) for s in shards]
+    labels = [str(s.config.shard) for s in shards]
+    parts = [parse_shard(label) for label in labels]
     counts = {n for _, n in parts}
     if len(counts) > 1:
-        raise ValueError(f"the shards split the benchmark differently: {sorted(s.config.shard for s in shards)}")
+        raise ValueError(f"the shards split the benchmark differently: {sorted(labels)}")
     (n,) = counts
     seen = [i for i, _ in parts]
     twice = sorted({i for i in seen if seen.count(i) > 1})

@@ -66,7 +66,7 @@ def render_run(
         f"- model: `{config.get('model') or config.get('backend')}` (backend `{config.get('backend')}`)",
         f"- data: `{config.get('data')}`" + (f" (shard {config['shard']})" if config.get("shard") else ""),
         f"- judge: {config.get('judge')}",
-        f"- protocol: {PROTOCOLS.get(config.get('benchmark'), '–')}",
+        f"- protocol: {PROTOCOLS.get(str(config.get('benchmark')), '–')}",
         "- " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items() if not isinstance(v, list)),
     ]
     if summary.get("unanswered"):
@@ -113,7 +113,7 @@ def write_report(
     report = {
         "run_id": run_id,
         "config": config,
-        "protocol": PROTOCOLS.get(config.get("benchmark")),
+        "protocol": PROTOCOLS.get(str(config.get("benchmark"))),
         "summary": summary,
         "metrics": metrics,
         "missing_images": missing,

@@ -175,7 +175,7 @@ def check_depth_inputs(records: list[EvalRecord], backend) -> None:
     try:
         load_depth_model(model)
     except (ValueError, OSError, ImportError) as exc:
-        example = Path(lacking[0].image)
+        example = Path(str(lacking[0].image))
         raise ValueError(
             f"{len(lacking)} of {len(records)} records have no depth picture (e.g. "
             f"{example.with_name(example.stem + '_d.png')} for {example.name}), and the depth model that would "
@@ -278,7 +278,8 @@ def run_eval(
         return RunResult(run_id, {}, predicted, len(records), missing, failures, loaded.problems, changed=changed)
 
     reasons = {f["id"]: f["error"] for f in failures} | {r.id: "image missing on disk" for r in skipped}
-    per_record = score_records(store, run_id, records, sample_ids, scorer or make_scorer(config), reasons)
+    scorer = scorer or make_scorer(config)
+    per_record = score_records(store, run_id, records, sample_ids, scorer, reasons)
     result = finish_run(
         store,
         run_id,

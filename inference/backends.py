@@ -178,7 +178,7 @@ def fit_pixels(image: Image.Image, max_pixels: int | None) -> Image.Image:
     if not max_pixels or w * h <= max_pixels:
         return image
     scale = math.sqrt(max_pixels / (w * h))
-    return image.resize((max(1, math.floor(w * scale)), max(1, math.floor(h * scale))), Image.BICUBIC)
+    return image.resize((max(1, math.floor(w * scale)), max(1, math.floor(h * scale))), Image.Resampling.BICUBIC)
 
 
 def openai_user_message(
@@ -301,9 +301,10 @@ class _Drained(Iterator):
     _DONE = object()
 
     def __init__(self, produce: Callable[[Callable, threading.Event], None]):
-        self._produce, self._items, self._stop = produce, queue.Queue(), threading.Event()
+        self._produce, self._stop = produce, threading.Event()
+        self._items: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
-        self._end = None  # the end (or failure) met by `ready()`, for the next `next()`
+        self._end: object = None  # the end (or failure) met by `ready()`, for the next `next()`
 
     def _run(self):
         try:
@@ -590,12 +591,12 @@ class OpenAIBackend(_Base):
         """The user message of a request, sending picture files as they are where a server can take them."""
         from common.openai_client import image_data_url
 
-        urls = [file_data_url(req.image, self.max_pixels), file_data_url(req.depth, self.max_pixels, depth=True)]
-        if None in urls:
+        given = [file_data_url(req.image, self.max_pixels), file_data_url(req.depth, self.max_pixels, depth=True)]
+        if None in given:
             images = self.images(req.image, req.depth)
             made = (images.image, images.depth)
-            urls = [url or image_data_url(fit_pixels(made[i], self.max_pixels)) for i, url in enumerate(urls)]
-        return user_message_with_urls(urls, req.question, req.suffix)
+            given = [url or image_data_url(fit_pixels(made[i], self.max_pixels)) for i, url in enumerate(given)]
+        return user_message_with_urls([str(url) for url in given], req.question, req.suffix)
 
     def generate(self, image, depth, question: str, *, suffix: str = SIF_SUFFIX, **sampling) -> str:
         from common.openai_client import complete_sync

@@ -133,7 +133,7 @@ def infer(
     """Load the backend, answer one question, and write the outputs to `out_dir` if given."""
     from inference.backends import load_backend
 
-    opts = {"depth_model": depth_model} if depth_model else {}
+    opts: dict = {"depth_model": depth_model} if depth_model else {}
     if max_pixels:
         opts["max_pixels"] = max_pixels
     loaded = load_backend(backend, model, adapter=adapter, base_url=base_url, **opts)
