@@ -4,17 +4,15 @@ strict JSON reports."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 
 import pytest
-from PIL import Image
 
 from evaluation.adapters import OVD_PROMPT, load_benchmark
 from evaluation.metrics import aggregate, benchmark_metrics, predicted_detections, score_record
 from evaluation.records import PROTOCOLS, EvalRecord
 from evaluation.report import write_report
+from tests.support.evaluation import mmbench_tsv, png_base64
 
 
 def _answer(text: str) -> str:
@@ -96,27 +94,12 @@ def test_spatialbench_partner_missing_from_a_pair_leaves_the_pair_wrong(tmp_path
 # ---------------------------------------------------------------- MMBench CircularEval
 
 
-def _png_b64() -> str:
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 6), (200, 10, 10)).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-HEADER = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "l2-category", "image"]
-
-
-def _tsv(path, rows):
-    lines = ["\t".join(HEADER)] + ["\t".join(str(r.get(k, "")) for k in HEADER) for r in rows]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def test_mmbench_circular_passes_and_prompt(tmp_path):
-    data = _tsv(
+    data = mmbench_tsv(
         tmp_path / "mmbench_dev.tsv",
         [
             dict(index=1, question="What colour?", hint="A red square.", A="blue", B="red", C="green", answer="B",
-                 category="color", **{"l2-category": "perception"}, image=_png_b64()),
+                 category="color", **{"l2-category": "perception"}, image=png_base64()),
             dict(index=2, question="Is it square?", hint="nan", A="yes", B="no", answer="A",
                  category="shape", **{"l2-category": "reasoning"}, image="1"),  # the picture of row 1
         ],
@@ -153,8 +136,8 @@ def test_mmbench_circular_passes_and_prompt(tmp_path):
 
 
 def test_mmbench_tsv_with_its_own_circular_copies_is_used_as_given(tmp_path):
-    row = dict(question="Which?", category="c", **{"l2-category": "l2"}, image=_png_b64())
-    data = _tsv(
+    row = dict(question="Which?", category="c", **{"l2-category": "l2"}, image=png_base64())
+    data = mmbench_tsv(
         tmp_path / "mm.tsv",
         [
             {**row, "index": 7, "A": "x", "B": "y", "answer": "A"},

@@ -3,6 +3,8 @@ pictures on disk, and a model server that answers it (some right, some wrong, so
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import threading
@@ -47,6 +49,23 @@ def make_choice_bench(root: Path, n: int, *, size=(64, 48), depth: bool = True, 
         )
     path = root / "cv.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+MMBENCH_COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "l2-category", "image"]
+
+
+def png_base64(size=(8, 6)) -> str:
+    """A small red PNG, base64 encoded (MMBench TSVs carry their pictures so)."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 10, 10)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def mmbench_tsv(path: Path, rows: list[dict]) -> Path:
+    """An MMBench TSV of `rows` (dicts keyed by MMBENCH_COLUMNS; missing ones empty)."""
+    lines = ["\t".join(MMBENCH_COLUMNS)] + ["\t".join(str(r.get(k, "")) for k in MMBENCH_COLUMNS) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
