@@ -1,4 +1,4 @@
-"""`sif eval BENCH …` and `sif eval report RUN …`."""
+"""`sif eval BENCH …`, `sif eval merge SHARD…` and `sif eval report RUN …`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.main import app
-from cli.options import DbOption, SetOption
+from cli.options import DbOption, SetOption, fail
 from evaluation.records import BENCHMARK_KINDS
 from sif.errors import ConfigError
 
@@ -17,6 +17,8 @@ eval_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(eval_app, name="eval")
+
+OutOption = Annotated[Path, typer.Option("--out", help="Folder for the run's report.md and report.json.")]
 
 
 def _bench_command(bench: str):
@@ -41,8 +43,36 @@ def _bench_command(bench: str):
         ] = None,
         adapter: Annotated[str | None, typer.Option("--adapter", help="LoRA adapter for hf/vllm.")] = None,
         base_url: Annotated[str | None, typer.Option("--base-url", help="Server URL for the openai backend.")] = None,
+        concurrency: Annotated[
+            int | None,
+            typer.Option("--concurrency", min=1, help="openai: requests in flight (default 16).", show_default=False),
+        ] = None,
+        batch_size: Annotated[
+            int | None,
+            typer.Option(
+                "--batch-size",
+                min=1,
+                help="hf: records per batch (default 8); vllm: prompts per LLM.generate call (default 256).",
+                show_default=False,
+            ),
+        ] = None,
+        shard: Annotated[
+            str | None,
+            typer.Option(
+                "--shard",
+                help="i/n: evaluate the i-th (from 0) of n parts of the benchmark; join them with `sif eval merge`.",
+                show_default=False,
+            ),
+        ] = None,
         limit: Annotated[int | None, typer.Option("--limit", min=1, help="Evaluate only the first N records.")] = None,
-        resume: Annotated[str | None, typer.Option("--resume", help="Continue this eval run where it stopped.")] = None,
+        resume: Annotated[
+            str | None,
+            typer.Option(
+                "--resume",
+                help="Continue this eval run where it stopped (its settings apply; only --base-url, --concurrency, "
+                "--batch-size, --max-failure-rate and --name may change).",
+            ),
+        ] = None,
         suffix: Annotated[
             str | None,
             typer.Option(
@@ -59,8 +89,33 @@ def _bench_command(bench: str):
                 show_default=False,
             ),
         ] = None,
+        depth_model: Annotated[
+            str | None,
+            typer.Option(
+                "--depth-model",
+                help="Estimator for records without a NAME_d.png depth picture: HF id, local path, tiny or flat "
+                "(default: Depth Anything V2; flat for --model demo).",
+                show_default=False,
+            ),
+        ] = None,
         max_new_tokens: Annotated[
-            int | None, typer.Option("--max-new-tokens", min=1, help="Default 1024.", show_default=False)
+            int | None, typer.Option("--max-new-tokens", min=1, help="Default 2048.", show_default=False)
+        ] = None,
+        max_pixels: Annotated[
+            int | None,
+            typer.Option(
+                "--max-pixels", min=1, help="Images are scaled down to this (default 589824).", show_default=False
+            ),
+        ] = None,
+        max_failure_rate: Annotated[
+            float | None,
+            typer.Option(
+                "--max-failure-rate",
+                min=0.0,
+                max=1.0,
+                help="Fraction of records left without a prediction before the run fails (exit 1). Default 0.01.",
+                show_default=False,
+            ),
         ] = None,
         name: Annotated[str | None, typer.Option("--name", help="A name for the run.")] = None,
         config: Annotated[
@@ -73,9 +128,7 @@ def _bench_command(bench: str):
             ),
         ] = None,
         set_: SetOption = None,
-        out: Annotated[Path, typer.Option("--out", help="Folder for the run's report.md and report.json.")] = Path(
-            "eval_reports"
-        ),
+        out: OutOption = Path("eval_reports"),
     ):
         from common.settings import build, read_settings
         from evaluation.runner import EvalConfig, evaluate
@@ -88,32 +141,92 @@ def _bench_command(bench: str):
             backend=backend,
             adapter=adapter,
             base_url=base_url,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            shard=shard,
             limit=limit,
             suffix=suffix,
             judge=judge,
+            depth_model=depth_model,
             max_new_tokens=max_new_tokens,
+            max_pixels=max_pixels,
+            max_failure_rate=max_failure_rate,
             name=name,
         )
         values.update({k: v for k, v in flags.items() if v is not None}, benchmark=bench)
-        if not values.get("data"):
-            raise ConfigError("data: required (--data FILE, or data: in the --config file)")
-        settings = build(EvalConfig, values)
-        result = evaluate(db, settings, resume=resume, report_dir=out)
+        if resume is not None:  # the run's settings apply; what is given again is checked against them
+            result = evaluate(db, None, resume=resume, changes=values, report_dir=out)
+        else:
+            if not values.get("data"):
+                raise ConfigError("data: required (--data FILE, or data: in the --config file)")
+            result = evaluate(db, build(EvalConfig, values), report_dir=out)
+        for key, (was, now) in result.changed.items():
+            typer.secho(
+                f"resumed run {result.run_id} with {key} {now!r} (was {was!r})", fg=typer.colors.YELLOW, err=True
+            )
         typer.echo(
             f"run {result.run_id}: {result.predicted} new predictions, {result.total} records, "
             f"{len(result.missing_images)} images missing, {len(result.failures)} failures, "
             f"{len(result.problems)} bad records"
         )
-        if result.report_paths:
-            typer.echo(result.report_paths[0].read_text())
-            typer.echo(f"report: {result.report_paths[0]} and {result.report_paths[1]}")
+        _finish(result)
 
     command.__doc__ = f"Evaluate on {bench}: {BENCHMARK_KINDS[bench][1]}."
     return command
 
 
+def _finish(result) -> None:
+    """Print the report; say loudly when records have no prediction, and exit 1 past the threshold."""
+    if result.report_paths:
+        typer.echo(result.report_paths[0].read_text())
+        typer.echo(f"report: {result.report_paths[0]} and {result.report_paths[1]}")
+    s = result.summary
+    if s.get("unanswered"):
+        typer.secho(
+            f"warning: {s['unanswered']} of {s['records']} records have no prediction "
+            f"({s['failed_requests']} failed requests, {s['unanswered_missing_images']} images missing); "
+            f"they count as wrong. `--resume {result.run_id}` retries them.",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    if result.status == "failed":
+        fail(
+            f"run {result.run_id} failed: {s['failure_rate']:.2%} of its records have no prediction, "
+            f"more than --max-failure-rate {s['max_failure_rate']:.2%}"
+        )
+
+
 for _name in BENCHMARK_KINDS:
     eval_app.command(name=_name)(_bench_command(_name))
+
+
+@eval_app.command("merge")
+def merge(
+    shards: Annotated[
+        list[str],
+        typer.Argument(
+            help="The shard runs: run ids in --db, or report folders written by `sif eval --shard` elsewhere."
+        ),
+    ],
+    db: DbOption = Path("sif.db"),
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="The benchmark file here (default: the path the shards recorded).", show_default=False
+        ),
+    ] = None,
+    images: Annotated[
+        Path | None, typer.Option("--images", help="Image folder here (default: as recorded).", show_default=False)
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="A name for the merged run.")] = None,
+    out: OutOption = Path("eval_reports"),
+):
+    """Join the shards of a benchmark (`sif eval BENCH --shard i/n`) into one run and report."""
+    from evaluation.merge import merge as merge_shards
+
+    result = merge_shards(db, shards, data=data and str(data), images=images and str(images), name=name, report_dir=out)
+    typer.echo(f"run {result.run_id}: merged {len(shards)} shards, {result.total} records")
+    _finish(result)
 
 
 @eval_app.command("report")

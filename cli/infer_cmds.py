@@ -66,7 +66,15 @@ def infer(
             "--out", help="Folder for step overlays, chain.png, strip.png and summary.json.", show_default=False
         ),
     ] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Longest answer, in tokens.")] = 1024,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", min=1, help="Longest answer, in tokens (the reference's 2048).")
+    ] = 2048,
+    max_pixels: Annotated[
+        int,
+        typer.Option(
+            "--max-pixels", min=1, help="Images above this many pixels are scaled down (the reference's 768²)."
+        ),
+    ] = 589_824,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 = greedy.")] = 0.0,
     top_p: Annotated[
         float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass (when sampling).")
@@ -84,6 +92,7 @@ def infer(
         adapter=adapter,
         base_url=base_url,
         depth_model=depth_model,
+        max_pixels=max_pixels,
         out_dir=out,
         max_new_tokens=max_new_tokens,
         temperature=temperature,

@@ -6,7 +6,7 @@ maintained by triggers so that every write updates it in the same transaction, a
 it from the rows already there. Chain revisions are append-only: triggers refuse UPDATE/DELETE (only the cached
 `depth_ok`, derived from the sample's depth map, may be refreshed). Migration 4 lets a bulk
 writer defer those triggers for the samples it creates and build their rows set-based
-(`index_deferred_samples`) before it commits.
+(`index_deferred_samples`) before it commits. Migration 5 keeps each eval record's scores.
 """
 
 from __future__ import annotations
@@ -240,6 +240,28 @@ def m004_deferrable_index_triggers(db: Database) -> None:
             WHERE sample_id = NEW.sample_id;
             UPDATE samples_fts SET chain = COALESCE(NEW.search_text, NEW.text) WHERE rowid = NEW.sample_id;
         END;
+        """,
+    )
+
+
+@migrations(name="m005_eval_records")
+def m005_eval_records(db: Database) -> None:
+    """Each eval record's scores, kept with the run (the workbench lists a run's wrong predictions,
+    `sif eval merge` reads a shard's scores); rewritten whenever the run is scored."""
+    _execute_script(
+        db,
+        """
+        CREATE TABLE eval_records (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            sample_id INTEGER NOT NULL REFERENCES samples(id),
+            record_id TEXT NOT NULL,
+            category TEXT NOT NULL,
+            failed INTEGER NOT NULL,
+            correct INTEGER,
+            scores TEXT NOT NULL,
+            PRIMARY KEY (run_id, sample_id)
+        );
+        CREATE INDEX eval_records_wrong ON eval_records(run_id, correct, sample_id);
         """,
     )
 

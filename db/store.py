@@ -970,8 +970,11 @@ class Store:
             )
         return run_id
 
-    def update_run(self, run_id: str, *, status: str | None = None, metrics: dict | None = None) -> None:
-        """Set the status and/or merge `metrics` into the run's metrics."""
+    def update_run(
+        self, run_id: str, *, status: str | None = None, metrics: dict | None = None, config: dict | None = None
+    ) -> None:
+        """Set the status, merge `metrics` into the run's metrics and/or replace its config (a
+        resumed run that was allowed to change a setting records the one it now runs with)."""
         with self.transaction() as conn:
             run = self.get_run(run_id)
             merged = {**run["metrics"], **(metrics or {})}
@@ -979,8 +982,15 @@ class Store:
             stamp = now()
             finished = stamp if status in TERMINAL_RUN_STATUSES else run["finished_at"]
             conn.execute(
-                "UPDATE runs SET status = ?, metrics = ?, updated_at = ?, finished_at = ? WHERE id = ?",
-                [status, json.dumps(merged, ensure_ascii=False, default=str), stamp, finished, run_id],
+                "UPDATE runs SET status = ?, metrics = ?, config = ?, updated_at = ?, finished_at = ? WHERE id = ?",
+                [
+                    status,
+                    json.dumps(merged, ensure_ascii=False, default=str),
+                    json.dumps(run["config"] if config is None else config, ensure_ascii=False, default=str),
+                    stamp,
+                    finished,
+                    run_id,
+                ],
             )
 
     def get_run(self, run_id: str) -> dict:
@@ -994,6 +1004,43 @@ class Store:
         if kind is not None:
             sql, params = sql + " WHERE kind = ?", [kind]
         return [_run(r) for r in self.conn.execute(sql + " ORDER BY created_at DESC, id DESC", params)]
+
+    # ------------------------------------------------------------ eval records
+
+    def set_eval_records(self, run_id: str, rows: list[dict]) -> None:
+        """Replace the per-record scores of eval run `run_id`; each row has `sample_id`, `id`
+        (the benchmark record id), `category`, `failed`, `correct` (None: no verdict) and its scores."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM eval_records WHERE run_id = ?", [run_id])
+            conn.executemany(
+                "INSERT INTO eval_records (run_id, sample_id, record_id, category, failed, correct, scores)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    [
+                        run_id,
+                        r["sample_id"],
+                        r["id"],
+                        r.get("category") or "",
+                        int(bool(r.get("failed"))),
+                        None if r.get("correct") is None else int(bool(r["correct"])),
+                        json.dumps(r, ensure_ascii=False, default=str),
+                    ]
+                    for r in rows
+                ],
+            )
+
+    def eval_records(
+        self, run_id: str, *, wrong_only: bool = False, category: str | None = None, limit: int | None = None
+    ) -> list[dict]:
+        """The per-record scores of eval run `run_id` in sample order (`wrong_only`: those judged
+        wrong, failed ones included), as `set_eval_records` stored them."""
+        sql, params = "SELECT scores FROM eval_records WHERE run_id = ?", [run_id]
+        if wrong_only:
+            sql += " AND correct = 0"
+        if category is not None:
+            sql, params = sql + " AND category = ?", [*params, category]
+        sql += " ORDER BY sample_id LIMIT ?"
+        return [json.loads(r[0]) for r in self.conn.execute(sql, [*params, -1 if limit is None else int(limit)])]
 
 
 _INSERT_SAMPLE = (

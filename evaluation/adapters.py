@@ -22,13 +22,21 @@ from sif.records import read_records
 
 # The paper's REC request (Fig. 8; the reference evaluation script uses this sentence).
 REC_PROMPT = "Please provide the bounding box coordinate of the region this sentence describes: {expression}."
-# The OVD request (after Fig. 9): one labelled box per object found, as a JSON list in the answer.
+# The OVD request of VLM-R1's OVDEval evaluation (GRPO-SIF's code base), with the answer format
+# its rewards expect: a JSON list of labelled boxes, or None.
 OVD_PROMPT = (
-    "Please detect every object in the image that matches one of these descriptions: {labels}. "
-    'In the final answer, list each object found as {{"bbox_2d": [x1, y1, x2, y2], "label": "<description>"}} '
-    "in a JSON list, using the descriptions exactly as given; answer [] if none is present."
+    "Please carefully check the image and detect the following objects: {labels}. "
+    'Output each detected target\'s bbox coordinates in JSON format: [{{"bbox_2d": [x1, y1, x2, y2], '
+    '"label": "target name"}}, ...]. If there are no such targets in the image, simply respond with None.'
 )
 MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+# SAT's question-answer format (SAT paper, Appendix A.3): the options as text, no letters.
+SAT_OPTIONS = "Choose between the following options: {options}."
+# VLMEvalKit's multiple-choice prompt for MMBench.
+MMBENCH_SELECT = "Please select the correct answer from the options above."
+CIRCULAR_OFFSET = 1_000_000  # MMBench TSVs number a question's circular copies index + k · 1e6
+SPATIALBENCH_PAIRED = ("existence", "size", "reach")
+PNG_SIGNATURE = b"\x89PNG"  # categories SpatialBot scores in pairs of questions
 
 
 @dataclass
@@ -43,8 +51,9 @@ def _need(row: dict, key: str):
     return row[key]
 
 
-def _sibling_depth(image: Path) -> str | None:
-    """A `NAME_d.png` depth picture beside the image (the layout the reference scripts use)."""
+def depth_picture(image: Path) -> str | None:
+    """The depth picture a model is shown with `image`: `NAME_d.png` beside it (the layout of the
+    reference scripts), or None (the backend estimates one). Every adapter finds it here."""
     cand = image.with_name(f"{image.stem}_d.png")
     return str(cand) if cand.is_file() else None
 
@@ -100,7 +109,7 @@ def load_rec(path: Path, images: Path) -> Loaded:
             image=str(image),
             width=width,
             height=height,
-            depth_image=_sibling_depth(image),
+            depth_image=depth_picture(image),
             gt_boxes=[_pixel_box(_need(row, "bbox"), width, height)],
             category=f"{dataset}/{split}",
             meta={"image_id": row.get("image_id"), "expression": row["expression"]},
@@ -151,7 +160,7 @@ def load_ovd(path: Path, images: Path) -> Loaded:
                     image=str(image),
                     width=width,
                     height=height,
-                    depth_image=_sibling_depth(image),
+                    depth_image=depth_picture(image),
                     labels=labels,
                     objects=objects,
                     gt_boxes=[b for _, b in objects],
@@ -186,7 +195,7 @@ def load_viscot(path: Path, images: Path) -> Loaded:
             image=str(image),
             width=width,
             height=height,
-            depth_image=_sibling_depth(image),
+            depth_image=depth_picture(image),
             gt_boxes=boxes,
         )
 
@@ -218,7 +227,7 @@ def load_vstar(path: Path, images: Path) -> Loaded:
             choices=choices,
             answer=choices[LETTERS.find(label.upper())],
             image=str(image),
-            depth_image=_sibling_depth(image),
+            depth_image=depth_picture(image),
         )
         ann = image.with_suffix(".json")
         if ann.is_file():
@@ -266,7 +275,7 @@ def load_cvbench(path: Path, images: Path) -> Loaded:
             choices=choices,
             answer=_answer_choice(_need(row, "answer"), choices, "answer"),
             image=str(image),
-            depth_image=_sibling_depth(image),
+            depth_image=depth_picture(image),
         )
 
     return _collect(path, make)
@@ -275,7 +284,8 @@ def load_cvbench(path: Path, images: Path) -> Loaded:
 def load_sat(path: Path, images: Path) -> Loaded:
     """SAT (static split) exported as JSON Lines: `question`, `answers` (options),
     `correct_answer`, `question_type`, and `image` (or `images`; multi-image questions are
-    skipped, as in the reference evaluation)."""
+    skipped, as in the reference evaluation). The options are given as text (SAT_OPTIONS) and
+    an answer is read by the option text it names."""
 
     def make(where, row):
         paths = row.get("images") or ([row["image"]] if row.get("image") else None)
@@ -290,42 +300,138 @@ def load_sat(path: Path, images: Path) -> Loaded:
             kind="mc",
             dataset="sat",
             category=str(row.get("question_type", "sat")),
-            question=_lettered(str(_need(row, "question")), choices),
+            question=f"{str(_need(row, 'question')).strip()} {SAT_OPTIONS.format(options=', or '.join(choices))}",
             choices=choices,
             answer=_answer_choice(_need(row, "correct_answer"), choices, "correct_answer"),
             image=str(image),
-            depth_image=_sibling_depth(image),
+            depth_image=depth_picture(image),
+            meta={"options_as_text": True},
         )
 
     return _collect(path, make)
 
 
 def load_spatialbench(path: Path, images: Path) -> Loaded:
-    """One SpatialBench category file (`positional.json`, `existence.json`, `counting.json`,
-    `size.json`, …: `id`, `image`, `question`, `answer`); yes/no questions get the options
-    Yes/No, others are scored by exact answer match. Grounding items are skipped."""
+    """SpatialBench: one category file (`positional.json`, `existence.json`, `counting.json`,
+    `size.json`, `reach.json`: `id`, `image`, `question`, `answer`) or a folder of them, each file a
+    category. Answers are kept as written (SpatialBot matches them as substrings); the j-th
+    question of a paired category (existence, size, reach) belongs to pair j // 2, as in
+    SpatialBot's script. Grounding items are skipped."""
+    if path.is_dir():
+        out = Loaded()
+        for part in sorted(path.glob("*.json")):
+            one = _spatialbench_file(part, images)
+            out.records += one.records
+            out.problems += one.problems
+        return out
+    return _spatialbench_file(path, images)
+
+
+def _spatialbench_file(path: Path, images: Path) -> Loaded:
     category = path.stem
+    position = iter(range(1_000_000_000))  # j: the question's place among the file's questions
 
     def make(where, row):
-        if "objects" in row:
+        if isinstance(row, dict) and ("objects" in row or str(row.get("id", "")).startswith("grounding")):
             raise RecordError("is a grounding item (field 'objects'); not a question")
+        j = next(position)
         image_field = _need(row, "image")
         image = images / str(image_field[0] if isinstance(image_field, list) else image_field)
-        answer = str(_need(row, "answer")).strip()
-        yes_no = answer.lower() in ("yes", "no")
+        meta = {"position": j}
+        if category in SPATIALBENCH_PAIRED:
+            meta.update(pair=j // 2, group=f"spatialbench-{category}-pair-{j // 2}")
         return EvalRecord(
             id=f"spatialbench-{category}-{row.get('id', where)}",
             kind="mc",
             dataset="spatialbench",
             category=category,
             question=str(_need(row, "question")),
-            choices=["Yes", "No"] if yes_no else [],
-            answer=answer.capitalize() if yes_no else answer,
+            answer=str(_need(row, "answer")).strip(),
             image=str(image),
-            depth_image=_sibling_depth(image),
+            depth_image=depth_picture(image),
+            meta=meta,
         )
 
     return _collect(path, make)
+
+
+def load_mmbench(path: Path, images: Path) -> Loaded:
+    """An MMBench TSV with answers (dev): `index`, `question`, `hint`, options `A`–`D`…, `answer`,
+    `category`, `l2-category`, base64 `image` (a short number refers to another row's image).
+    Pictures are written once to `IMAGES/<file stem>_images/<index>.jpg`. A TSV that holds the
+    circular copies (index + k · 1e6) is used as it is; otherwise each question gets one record
+    per circular shift of its options. Records of one question share `meta.group`."""
+    import base64
+    import csv
+    import sys
+
+    csv.field_size_limit(sys.maxsize)
+    out = Loaded()
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    picture_dir = images / f"{path.stem}_images"
+    by_index = {str(r.get("index")): r for r in rows}
+
+    def picture(row) -> Path:
+        data = (row.get("image") or "").strip()
+        source = str(row.get("index"))
+        if len(data) <= 64 and data.isdigit():  # a reference to the row that holds the picture
+            source, data = data, (by_index.get(data) or {}).get("image", "")
+        if not data:
+            raise RecordError("field 'image' is missing")
+        raw = base64.b64decode(data)
+        target = picture_dir / f"{source}.{'png' if raw.startswith(PNG_SIGNATURE) else 'jpg'}"
+        if not target.is_file():
+            picture_dir.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(raw)
+        return target
+
+    given_circular = any(_int(r.get("index")) >= CIRCULAR_OFFSET for r in rows)
+    for i, row in enumerate(rows):
+        where = f"{path.name}:{i + 2}"
+        try:
+            index = _int(_need(row, "index"))
+            options = [row[c].strip() for c in LETTERS if row.get(c) not in (None, "") and row[c] != "nan"]
+            if len(options) < 2:
+                raise RecordError("needs at least two options (columns A, B, …)")
+            answer = str(_need(row, "answer")).strip()
+            if LETTERS.find(answer) not in range(len(options)):
+                raise RecordError(f"field 'answer' {answer!r} is not one of the {len(options)} options")
+            image = picture(row)
+            shifts = [index // CIRCULAR_OFFSET] if given_circular else range(len(options))
+            for shift in shifts:
+                shown = options if given_circular else options[shift:] + options[:shift]
+                correct = options[LETTERS.find(answer)]
+                out.records.append(_mmbench_record(row, index % CIRCULAR_OFFSET, shift, shown, correct, image))
+        except (RecordError, KeyError, TypeError, ValueError, OSError) as exc:
+            out.problems.append(f"{where}: {exc}")
+    return out
+
+
+def _int(value) -> int:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return -1
+
+
+def _mmbench_record(row, question: int, shift: int, shown: list[str], correct: str, image: Path) -> EvalRecord:
+    hint = (row.get("hint") or "").strip()
+    lines = [f"Hint: {hint}"] if hint and hint != "nan" else []
+    lines.append(f"Question: {row['question'].strip()}")
+    lines += ["Options:", *(f"{LETTERS[i]}. {text}" for i, text in enumerate(shown)), MMBENCH_SELECT]
+    return EvalRecord(
+        id=f"mmbench-{question}-c{shift}",
+        kind="mc",
+        dataset="mmbench",
+        category=str(row.get("l2-category") or row.get("category") or "mmbench"),
+        question="\n".join(lines),
+        choices=list(shown),
+        answer=correct,
+        image=str(image),
+        depth_image=depth_picture(image),
+        meta={"group": f"mmbench-{question}", "shift": shift, "fine_category": row.get("category")},
+    )
 
 
 # ---------------------------------------------------------------- synthetic
@@ -376,6 +482,7 @@ _LOADERS = {
     "cvbench": load_cvbench,
     "sat": load_sat,
     "spatialbench": load_spatialbench,
+    "mmbench": load_mmbench,
     "synth": load_synth,
 }
 BENCHMARKS: dict[str, Benchmark] = {
@@ -388,6 +495,6 @@ def load_benchmark(name: str, data: str | Path, images: str | Path | None = None
     if name not in BENCHMARKS:
         raise ConfigError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
     data = Path(data)
-    if not data.is_file():
+    if not (data.is_file() or (name == "spatialbench" and data.is_dir())):
         raise FileNotFoundError(f"benchmark data {data} does not exist")
-    return BENCHMARKS[name].load(data, Path(images) if images else data.parent)
+    return BENCHMARKS[name].load(data, Path(images) if images else (data if data.is_dir() else data.parent))

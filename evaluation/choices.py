@@ -70,8 +70,9 @@ def _by_text(text: str, choices: list[str]) -> set[int]:
     }
 
 
-def extract_choice(answer: str | None, choices: list[str]) -> int | None:
+def extract_choice(answer: str | None, choices: list[str], *, by_letter: bool = True) -> int | None:
     """The index of the option `answer` picks, or None when it picks none or several.
+    `by_letter=False` (options shown as text, without letters) reads the option text only (rule 4).
 
     >>> extract_choice("The answer is b", ["left", "right"])
     1
@@ -82,6 +83,9 @@ def extract_choice(answer: str | None, choices: list[str]) -> int | None:
         return None
     text = str(answer).strip()
     n = len(choices)
+    if not by_letter:
+        picked = _by_text(text, choices)
+        return picked.pop() if len(picked) == 1 else None
     m = _WHOLE.match(text)
     if m:
         return _letter_index(m.group(1), n)

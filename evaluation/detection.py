@@ -1,8 +1,9 @@
 """COCO-style box AP and OVDEval's NMS-AP, in numpy (no pycocotools at run time).
 
 NMS-AP (OVDEval, Yao et al. 2024): before a COCO AP, every ground-truth box of an image keeps
-only the highest-scoring prediction of *any* label that overlaps it with IoU > 0.5; the other
-overlapping predictions are dropped unless they are the kept one of another ground truth. A
+only the highest-scoring prediction of *any* label that overlaps it with IoU > 0.5 (among equal
+scores the one listed last, as OVDEval's eval.py orders them); the other overlapping predictions
+are dropped unless they are the kept one of another ground truth. A
 model that answers the same box for the positive label and its hard negatives therefore keeps
 one of them, not both, and the inflated AP of per-label evaluation goes away.
 
@@ -74,7 +75,9 @@ def ovdeval_nms(gts: list[GroundTruth], dets: list[Detection], iou_threshold: fl
         for row in ious:
             hits = np.flatnonzero(row > iou_threshold)
             if hits.size:
-                order = hits[np.argsort(-scores[hits], kind="stable")]
+                # eval.py's `np.argsort(scores)[::-1]`: the highest score first, and among equal
+                # scores (every box of a VLM scores 1.0) the one listed last.
+                order = hits[np.argsort(scores[hits], kind="stable")[::-1]]
                 keep.add(idx[order[0]])
                 drop.update(idx[j] for j in order[1:])
         removed |= drop - keep

@@ -8,7 +8,6 @@ metrics the report shows. Scoring never raises on model output: what cannot be r
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -71,18 +70,21 @@ def _labelled_objects(answer: str) -> list[dict]:
         return out
 
 
-def predicted_detections(text: str, labels: Sequence[str], width: int, height: int) -> tuple[list[dict], int]:
-    """OVD: labelled boxes from the answer, as normalized boxes with a score, and how many were
-    unreadable or named a label that was not asked for.
+OVD_SCORE = 1.0  # VLM-R1's OVDEval evaluation gives every predicted box confidence 1.0
 
-    Boxes without a confidence are ranked in the order the model listed them: the k-th of n
-    gets score 1 − k/n (k from 0), so the first box listed counts as the most confident.
+
+def predicted_detections(text: str, labels: Sequence[str], width: int, height: int) -> tuple[list[dict], int]:
+    """OVD: labelled boxes from the answer (a JSON list, in code fences or not; `None` for no
+    object), as normalized boxes, and how many were unreadable or named a label not asked for.
+
+    Every box gets score 1.0, as VLM-R1's OVDEval evaluation gives them (a model states no
+    confidence); among equal scores COCO AP keeps the listing order.
     """
     answer, _ = answer_text(text)
     known = {lab.strip().lower(): lab for lab in labels}
-    objects = _labelled_objects(answer)
+    objects = [] if answer.strip().strip(".").lower() == "none" else _labelled_objects(answer)
     out, skipped = [], 0
-    for k, obj in enumerate(objects):
+    for obj in objects:
         label = known.get(str(obj.get("label", "")).strip().lower())
         nums = obj.get("bbox_2d", obj.get("bbox"))
         box = None
@@ -94,9 +96,7 @@ def predicted_detections(text: str, labels: Sequence[str], width: int, height: i
         if box is None:
             skipped += 1
             continue
-        score = obj.get("score", obj.get("confidence"))
-        score = float(score) if isinstance(score, (int, float)) and math.isfinite(score) else 1.0 - k / len(objects)
-        out.append({"label": label, "box": [round(v, 6) for v in box], "score": score})
+        out.append({"label": label, "box": [round(v, 6) for v in box], "score": OVD_SCORE})
     return out, skipped
 
 
@@ -110,29 +110,59 @@ def score_rec(record: EvalRecord, text: str) -> dict:
 
 
 def score_ovd(record: EvalRecord, text: str) -> dict:
+    """The detections; `correct` (for browsing, not a metric): every object found with its label
+    at IoU ≥ 0.5 and nothing else claimed."""
     dets, skipped = predicted_detections(text, record.labels, record.width, record.height)
-    return {"detections": dets, "skipped": skipped}
+    unmatched = list(record.objects)
+    spurious = skipped
+    for d in dets:
+        hit = next((o for o in unmatched if o[0] == d["label"] and box_iou(d["box"], o[1]) >= REC_THRESHOLD), None)
+        if hit is None:
+            spurious += 1
+        else:
+            unmatched.remove(hit)
+    return {"detections": dets, "skipped": skipped, "correct": not unmatched and not spurious}
 
 
 def _choice_or_judge(record: EvalRecord, answer: str, scorer: Scorer) -> dict:
     if record.choices:
-        picked = extract_choice(answer, record.choices)
+        picked = extract_choice(answer, record.choices, by_letter=not record.meta.get("options_as_text"))
         truth = record.choices.index(record.answer) if record.answer in record.choices else None
         return {"choice": picked, "score": float(picked is not None and picked == truth)}
     return {"score": min(max(float(scorer(record.question, record.answer or "", answer)), 0.0), 1.0) if answer else 0.0}
 
 
 def score_vqa(record: EvalRecord, text: str, scorer: Scorer) -> dict:
+    """`correct` (for browsing): a judge score of at least 0.5."""
     answer, _ = answer_text(text)
-    return {"answer": answer, **_choice_or_judge(record, answer, scorer)}
+    out = _choice_or_judge(record, answer, scorer)
+    return {"answer": answer, **out, "correct": out["score"] >= 0.5}
 
 
 def score_mc(record: EvalRecord, text: str, scorer: Scorer) -> dict:
-    """Choice questions; SpatialBench-style questions without options fall back to an exact
-    match of the rule-based scorer (yes/no, numbers, normalized text)."""
+    """Choice questions; questions without options fall back to an exact match of the
+    rule-based scorer (yes/no, numbers, normalized text)."""
     answer, _ = answer_text(text)
     out = _choice_or_judge(record, answer, lambda q, gt, p: float(rule_based_score(q, gt, p) == 1.0))
     return {"answer": answer, **out, "correct": out["score"] == 1.0}
+
+
+_INTEGER = re.compile(r"-?\d+")
+
+
+def score_spatialbench(record: EvalRecord, text: str) -> dict:
+    """SpatialBot's rule on the answer: right when the ground truth is a substring of it (case
+    as written). Counting reads the answer's first integer (none: 0, i.e. a relative error of 1)."""
+    answer, _ = answer_text(text)
+    out = {"answer": answer, "hit": (record.answer or "") in answer if answer else False}
+    if record.category == "counting":
+        m = _INTEGER.search(answer or "")
+        count, truth = (int(m.group()) if m else 0), int(record.answer or 0)
+        out.update(count=count, relative_error=abs(count - truth) / truth if truth else float(count != 0))
+        out["correct"] = count == truth
+    else:
+        out["correct"] = out["hit"]
+    return out
 
 
 def score_synth(record: EvalRecord, text: str, scorer: Scorer) -> dict:
@@ -150,11 +180,15 @@ def score_synth(record: EvalRecord, text: str, scorer: Scorer) -> dict:
 
 
 def score_record(record: EvalRecord, text: str, scorer: Scorer = rule_based_score) -> dict:
-    """The scores of one prediction; never raises on bad model output."""
+    """The scores of one prediction, with `correct` (did it get this record right: what the
+    workbench lists as wrong); never raises on bad model output."""
     if record.kind == "rec":
-        return score_rec(record, text)
+        out = score_rec(record, text)
+        return {**out, "correct": out["hit"]}
     if record.kind == "ovd":
         return score_ovd(record, text)
+    if record.dataset == "spatialbench":
+        return score_spatialbench(record, text)
     return {"vqa": score_vqa, "mc": score_mc, "synth": score_synth}[record.kind](record, text, scorer)
 
 
@@ -219,6 +253,94 @@ def _xywh(box, rec: EvalRecord) -> tuple[float, float, float, float]:
     x1, y1, x2, y2 = box
     w, h = rec.width or 1, rec.height or 1
     return (x1 * w, y1 * h, (x2 - x1) * w, (y2 - y1) * h)
+
+
+# ---------------------------------------------------------------- SpatialBench (SpatialBot's script)
+
+
+def _pairs(records: list[EvalRecord], scores: list[dict]) -> list[list[dict]]:
+    groups: dict[int, list[dict]] = defaultdict(list)
+    for rec, s in zip(records, scores):
+        groups[rec.meta.get("pair", rec.meta.get("position", 0) // 2)].append(s)
+    return [groups[k] for k in sorted(groups)]
+
+
+def _spatialbench_category(category: str, records: list[EvalRecord], scores: list[dict]) -> dict:
+    n = len(scores)
+    if category == "counting":
+        errors = [s["relative_error"] for s in scores]
+        return {
+            "n": n,
+            "accuracy": 1.0 - _mean(errors),
+            "exact": _mean(s["correct"] for s in scores),
+            "mean_relative_error": _mean(errors),
+        }
+    if category in ("existence", "size", "reach"):
+        pairs = _pairs(records, scores)
+        # A question whose partner is missing forms a pair that is not both right.
+        both = sum(len(p) == 2 and all(s["hit"] for s in p) for p in pairs)
+        hits = sum(s["hit"] for s in scores)
+        out = {"n": n, "pairs": len(pairs), "acc": hits / n if n else float("nan")}
+        out["acc+"] = both / len(pairs) if pairs else float("nan")
+        if category == "existence":
+            out["accuracy"] = out["acc+"]
+        else:  # SpatialBot prints (acc + acc+) over 3 points a pair
+            out["accuracy"] = (hits + both) / (3 * len(pairs)) if pairs else float("nan")
+        return out
+    return {"n": n, "accuracy": _mean(s["hit"] for s in scores)}
+
+
+def spatialbench_metrics(records: list[EvalRecord], scores: list[dict]) -> dict:
+    """Per category as SpatialBot's eval_spatialbench.py scores it; overall: the categories' mean."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, rec in enumerate(records):
+        groups[rec.category].append(i)
+    out = {
+        cat: _spatialbench_category(cat, [records[i] for i in idx], [scores[i] for i in idx])
+        for cat, idx in sorted(groups.items())
+    }
+    overall = {"n": len(records), "accuracy": _mean(m["accuracy"] for m in out.values()), "categories": len(out)}
+    return {"overall": overall, **out}
+
+
+# ---------------------------------------------------------------- MMBench CircularEval
+
+
+def _circular(records: list[EvalRecord], scores: list[dict]) -> dict:
+    groups: dict[str, list[tuple[EvalRecord, dict]]] = defaultdict(list)
+    for rec, s in zip(records, scores):
+        groups[rec.meta.get("group", rec.id)].append((rec, s))
+    circular = [all(s["correct"] for _, s in g) for g in groups.values()]
+    vanilla = [s["correct"] for g in groups.values() for rec, s in g if rec.meta.get("shift", 0) == 0]
+    return {
+        "n": len(groups),
+        "accuracy": _mean(circular),
+        "vanilla_accuracy": _mean(vanilla),
+        "passes": len(records),
+    }
+
+
+def circular_metrics(records: list[EvalRecord], scores: list[dict]) -> dict:
+    """MMBench CircularEval: a question counts only when every circular pass is right; `n` counts
+    questions. Also the vanilla accuracy (the unshifted pass alone)."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, rec in enumerate(records):
+        groups[rec.category].append(i)
+    out = {"overall": _circular(records, scores)}
+    if len(groups) > 1:
+        out.update(
+            {c: _circular([records[i] for i in idx], [scores[i] for i in idx]) for c, idx in sorted(groups.items())}
+        )
+    return out
+
+
+def benchmark_metrics(benchmark: str, kind: str, records: list[EvalRecord], scores: list[dict]) -> dict:
+    """The run's metrics as the benchmark's protocol (`records.PROTOCOLS`) reports them."""
+    if benchmark == "spatialbench":
+        return spatialbench_metrics(records, scores)
+    if benchmark == "mmbench":
+        return circular_metrics(records, scores)
+    return aggregate(kind, records, scores)
 
 
 def aggregate(kind: str, records: list[EvalRecord], scores: list[dict]) -> dict:

@@ -28,6 +28,8 @@ PAPER_RESULTS: tuple[Quoted, ...] = (
     Quoted("vstar", "direct_attributes", "score", 0.791, "SIFThinker, attribute"),
     Quoted("vstar", "relative_position", "score", 0.776, "SIFThinker, spatial"),
     Quoted("ovd", "overall", "nms_ap", 0.378, "SIFThinker (OVDEval NMS-AP)"),
+    Quoted("mmbench", "overall", "accuracy", 0.834, "SIFThinker, Qwen2.5-VL-7B (MMBench test; ours: dev)"),
+    Quoted("mmbench", "overall", "accuracy", 0.768, "SIFThinker, Bunny-8B (MMBench test; ours: dev)"),
     Quoted("rec", "overall", "acc@0.5", None, "SIFThinker: RefCOCO/+/g Top-1 Acc@0.5 (figures not in PAPER.md)"),
 )
 

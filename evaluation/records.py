@@ -21,8 +21,40 @@ BENCHMARK_KINDS: dict[str, tuple[str, str]] = {
     "vstar": ("vqa", "V* Bench test_questions.jsonl; score per sub-task"),
     "cvbench": ("mc", "CV-Bench JSON Lines; accuracy per task"),
     "sat": ("mc", "SAT static split as JSON Lines; accuracy per question type"),
-    "spatialbench": ("mc", "a SpatialBench category JSON; accuracy"),
+    "spatialbench": ("mc", "SpatialBench category JSONs (a file or their folder); SpatialBot's scores"),
+    "mmbench": ("mc", "MMBench TSV (dev, with answers); CircularEval accuracy per ability"),
     "synth": ("synth", "`sif synth` held-out scenes; accuracy, HIoU, depth, format"),
+}
+# benchmark name -> the protocol its prompts and scores follow, named in every report.
+PROTOCOLS: dict[str, str] = {
+    "rec": "the SIFThinker paper's REC prompt (Fig. 8); Top-1 Acc@0.5 of the final step's region (RefCOCO convention)",
+    "ovd": (
+        "OVDEval (Yao et al. 2024) as VLM-R1's evaluation runs it, on whose code GRPO-SIF is built: the prompt "
+        "'Please carefully check the image and detect the following objects: …', a JSON list of "
+        "{bbox_2d, label} in the answer ('None' for no object), every box scored 1.0; NMS-AP as OVDEval's "
+        "eval.py (ground-truth-guided, label-agnostic NMS at IoU 0.5, ties kept as its reversed argsort "
+        "keeps them, then COCO AP@[.5:.95])"
+    ),
+    "viscot": "Visual-CoT's VisCoT benchmark: judge score (0-1) per answer, mean per sub-task; the paper quotes the mean of sub-tasks",
+    "vstar": "V* Bench (Wu & Xie 2023): the option picked, accuracy per sub-task (attribute, spatial)",
+    "cvbench": "CV-Bench (Cambrian-1): its lettered prompt, accuracy per task",
+    "sat": (
+        "SAT (Ray et al. 2024), Appendix A.3: '<question> Choose between the following options: a, or b.', "
+        "the answer scored by the option text it names (no letters); multi-image questions skipped"
+    ),
+    "spatialbench": (
+        "SpatialBot's bunny/eval/eval_spatialbench.py: an answer is right when the ground truth is a "
+        "substring of it; existence counts a pair of questions only when both are right; size and reach "
+        "report acc (per question), acc+ (per pair) and SpatialBot's score (acc + acc+ over 3 per pair); "
+        "counting scores 1 − mean |pred − gt| / gt; overall is the mean of the categories, as the paper averages them"
+    ),
+    "mmbench": (
+        "MMBench CircularEval (Liu et al. 2023, as VLMEvalKit runs it): each question asked once per circular "
+        "shift of its options, right only if every pass picks the right option; VLMEvalKit's prompt "
+        "(Hint / Question / Options / 'Please select the correct answer from the options above.'); "
+        "options read by letter or text, without VLMEvalKit's LLM fallback (an unreadable pass is wrong)"
+    ),
+    "synth": "this project's synthetic scenes: exact answer, final-step HIoU, depth consistency, strict format",
 }
 
 

@@ -8,11 +8,29 @@ import math
 from pathlib import Path
 
 from evaluation.paper import quoted_for
+from evaluation.records import PROTOCOLS
 from sif.errors import ConfigError
 
 # Counts are shown as integers; everything else as a fraction with 3 decimals.
-COUNT_KEYS = {"n", "detections", "after_nms", "categories", "unreadable"}
+COUNT_KEYS = {"n", "detections", "after_nms", "categories", "unreadable", "pairs", "passes"}
 SHOWN_MISSING = 20
+PREDICTIONS_FILE = "predictions.jsonl"
+
+
+def finite(obj):
+    """`obj` with every NaN or infinite float replaced by None: reports are strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def strict_json(obj, **kwargs) -> str:
+    """JSON that any parser reads: no NaN or Infinity (they become null)."""
+    return json.dumps(finite(obj), allow_nan=False, default=str, **kwargs)
 
 
 def _fmt(key: str, value) -> str:
@@ -26,7 +44,7 @@ def _fmt(key: str, value) -> str:
 def metric_rows(metrics: dict) -> list[tuple[str, str, object]]:
     """(category, metric, value) rows of a run's metrics, overall first."""
     rows = []
-    cats = sorted(k for k in metrics if k not in ("overall", "summary"))
+    cats = sorted(k for k, v in metrics.items() if k not in ("overall", "summary") and isinstance(v, dict))
     for cat in (["overall"] if "overall" in metrics else []) + cats:
         for key, value in metrics[cat].items():
             rows.append((cat, key, value))
@@ -47,17 +65,22 @@ def render_run(
         f"# Eval run {run_id}: {config.get('benchmark')}",
         "",
         f"- model: `{config.get('model') or config.get('backend')}` (backend `{config.get('backend')}`)",
-        f"- data: `{config.get('data')}`",
+        f"- data: `{config.get('data')}`" + (f" (shard {config['shard']})" if config.get("shard") else ""),
         f"- judge: {config.get('judge')}",
-        "- " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items()),
-        "",
-        "| category | metric | value |",
-        "| --- | --- | --- |",
+        f"- protocol: {PROTOCOLS.get(str(config.get('benchmark')), '–')}",
+        "- " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items() if not isinstance(v, list)),
     ]
+    if summary.get("unanswered"):
+        lines.append(
+            f"- **{summary['unanswered']} of {summary['records']} records have no prediction** "
+            f"({summary.get('failed_requests', 0)} failed requests, {summary.get('unanswered_missing_images', 0)} "
+            "images missing); they count as wrong in every metric below. `--resume` retries them."
+        )
+    lines += ["", "| category | metric | value |", "| --- | --- | --- |"]
     lines += [f"| {c} | {k} | {_fmt(k, v)} |" for c, k, v in metric_rows(metrics)]
     for title, items in (
-        ("Images missing on disk", [f"`{m['id']}`: {m['image']}" for m in missing]),
         ("Prediction failures", [f"`{f['id']}`: {f['error']}" for f in failures]),
+        ("Images missing on disk", [f"`{m['id']}`: {m['image']}" for m in missing]),
         ("Records skipped by the adapter", problems),
     ):
         if items:
@@ -78,29 +101,31 @@ def write_report(
     missing: list[dict],
     failures: list[dict],
     problems: list[str],
+    predictions: dict[str, str] | None = None,
 ) -> tuple[Path, Path]:
-    """`report.md` and `report.json` (with every record's scores and every missing image)."""
+    """`report.md`, `report.json` (strict JSON, with every record's scores and every missing
+    image) and `predictions.jsonl` (each record's prediction text: with report.json, what
+    `sif eval merge` needs from a shard run on another machine)."""
     folder = out / str(run_id)
     folder.mkdir(parents=True, exist_ok=True)
     md = folder / "report.md"
     md.write_text(render_run(run_id, config, summary, metrics, missing, failures, problems))
     js = folder / "report.json"
-    js.write_text(
-        json.dumps(
-            {
-                "run_id": run_id,
-                "config": config,
-                "summary": summary,
-                "metrics": metrics,
-                "missing_images": missing,
-                "failures": failures,
-                "bad_records": problems,
-                "records": per_record,
-            },
-            indent=1,
-            default=str,
-        )
-    )
+    report = {
+        "run_id": run_id,
+        "config": config,
+        "protocol": PROTOCOLS.get(str(config.get("benchmark"))),
+        "summary": summary,
+        "metrics": metrics,
+        "missing_images": missing,
+        "failures": failures,
+        "bad_records": problems,
+        "records": per_record,
+    }
+    js.write_text(strict_json(report, indent=1))
+    with (folder / PREDICTIONS_FILE).open("w", encoding="utf-8") as f:
+        for rid, text in (predictions or {}).items():
+            f.write(json.dumps({"id": rid, "text": text}, ensure_ascii=False) + "\n")
     return md, js
 
 

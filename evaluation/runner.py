@@ -1,26 +1,35 @@
 """Run a model over a benchmark, keep every prediction in the store, score, and report.
 
 Each record becomes a store sample (dataset = benchmark name, source_id = record id) and each
-prediction a `prediction` revision under the eval run, committed as it is made: a killed run
-resumes (`resume=RUN`) with the records that have no prediction in that run yet. Scoring reads
-the predictions back from the store, so the metrics always describe what the store holds.
+prediction a `prediction` revision under the eval run, committed as it arrives (backends answer
+many records at once: the openai backend `concurrency` requests in flight, hf and vllm in
+batches): a killed run resumes (`resume=RUN`) with the records that have no prediction in that
+run yet. `shard="i/n"` evaluates one n-th of the benchmark (`sif eval merge` joins the shards).
+Scoring reads the predictions back from the store, so the metrics always describe what the
+store holds; a record without a prediction (a failed request, a missing picture) counts as wrong
+and is reported, and past `max_failure_rate` the run ends `failed`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from evaluation.adapters import BENCHMARKS, load_benchmark
-from evaluation.metrics import aggregate, score_record
-from evaluation.records import EvalRecord
-from evaluation.report import eval_run, write_report
+from evaluation.metrics import benchmark_metrics, score_record
+from evaluation.records import PROTOCOLS, EvalRecord
+from evaluation.report import eval_run, finite, write_report
+from inference.backends import DEFAULT_CONCURRENCY, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_PIXELS
 from sif.errors import ConfigError
 from sif.prompts import RL_SUFFIX, SIF_SUFFIX
 from sif.rewards import rule_based_score
 
 SUFFIXES = {"sif": SIF_SUFFIX, "rl": RL_SUFFIX}
+# Settings a resumed run may change: where the model is served and how fast it is asked.
+# Everything else decides what the predictions are, so a resume that changes it is refused.
+RESUMABLE = ("base_url", "concurrency", "batch_size", "max_failure_rate", "name")
 
 
 @dataclass
@@ -35,10 +44,16 @@ class EvalConfig:
     adapter: str | None = None
     base_url: str | None = None
     limit: int | None = None
+    shard: str | None = None  # "i/n": the i-th (from 0) of n deterministic parts of the records
     suffix: str = "sif"  # "sif" (SIF-50K's sentence) or "rl" (the reference RL/eval sentence, no "with depth")
     judge: str = "rule"  # "rule" (offline) or "openai" (OpenAI-compatible judge)
-    max_new_tokens: int = 1024
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    max_pixels: int = DEFAULT_MAX_PIXELS
     temperature: float = 0.0
+    depth_model: str | None = None  # for records without a depth picture; None: the backend's default
+    concurrency: int = DEFAULT_CONCURRENCY  # openai: requests in flight
+    batch_size: int | None = None  # hf: batch (default 8); vllm: prompts per LLM.generate call (default 256)
+    max_failure_rate: float = 0.01  # records without a prediction allowed before the run counts as failed
     scripted_seed: int = 0
     name: str | None = None
 
@@ -49,15 +64,48 @@ class EvalConfig:
             raise ConfigError(f"suffix must be one of {', '.join(SUFFIXES)}, not {self.suffix!r}")
         if self.judge not in ("rule", "openai"):
             raise ConfigError(f"judge must be 'rule' or 'openai', not {self.judge!r}")
-        for name in ("limit", "max_new_tokens"):
+        for name in ("limit", "max_new_tokens", "max_pixels", "concurrency", "batch_size"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
+        rate = self.max_failure_rate
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate <= 1:
+            raise ConfigError(f"max_failure_rate must be a fraction between 0 and 1, got {rate!r}")
+        if self.shard is not None:
+            parse_shard(self.shard)
 
     @classmethod
     def from_json(cls, obj: dict) -> EvalConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in obj.items() if k in known})
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`"i/n"` → (i, n), with 0 ≤ i < n."""
+    try:
+        i, n = (int(part) for part in str(text).split("/"))
+    except ValueError:
+        raise ConfigError(f"shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if not 0 <= i < n:
+        raise ConfigError(f"shard {text!r}: need 0 ≤ i < n (shards are numbered from 0)")
+    return i, n
+
+
+def select_records(records: list[EvalRecord], limit: int | None, shard: str | None) -> list[EvalRecord]:
+    """The first `limit` records, then shard i of n: every n-th unit from the i-th, a unit being a
+    record or the records of one group (a SpatialBench pair, an MMBench question's circular
+    passes), so that every shard can be scored alone. Depends only on the data file."""
+    records = records[:limit] if limit else records
+    if shard is None:
+        return records
+    i, n = parse_shard(shard)
+    units = list(dict.fromkeys(_unit(r) for r in records))
+    mine = set(units[i::n])
+    return [r for r in records if _unit(r) in mine]
+
+
+def _unit(record: EvalRecord) -> str:
+    return record.meta.get("group") or record.id
 
 
 @dataclass
@@ -70,6 +118,9 @@ class RunResult:
     failures: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     report_paths: tuple[Path, Path] | None = None
+    status: str = "running"
+    summary: dict = field(default_factory=dict)
+    changed: dict = field(default_factory=dict)  # settings a resume changed: name -> (was, now)
 
 
 def make_backend(config: EvalConfig):
@@ -80,7 +131,12 @@ def make_backend(config: EvalConfig):
         return ScriptedBackend(seed=config.scripted_seed)
     from inference.backends import load_backend
 
-    return load_backend(config.backend, config.model, adapter=config.adapter, base_url=config.base_url)
+    opts: dict = {"depth_model": config.depth_model, "max_pixels": config.max_pixels}
+    if config.backend == "openai":
+        opts["concurrency"] = config.concurrency
+    else:
+        opts["batch_size"] = config.batch_size
+    return load_backend(config.backend, config.model, adapter=config.adapter, base_url=config.base_url, **opts)
 
 
 def make_scorer(config: EvalConfig):
@@ -104,94 +160,272 @@ def make_scorer(config: EvalConfig):
     return judged
 
 
-def _predict(backend, record: EvalRecord, config: EvalConfig) -> str:
-    if hasattr(backend, "predict_record"):
-        return backend.predict_record(record)
-    return backend.generate(
-        record.image,
-        record.depth_image,
-        record.question,
-        suffix=SUFFIXES[config.suffix],
-        max_new_tokens=config.max_new_tokens,
-        temperature=config.temperature,
-    )
+def check_depth_inputs(records: list[EvalRecord], backend) -> None:
+    """One clear error, before the run starts, when records have no depth picture and the depth
+    model that would estimate theirs cannot be loaded (instead of every record failing)."""
+    from inference.backends import FLAT
 
-
-def _fill_size(record: EvalRecord) -> None:
-    if (record.width and record.height) or record.image_missing:
+    if not getattr(backend, "needs_image", True):
         return
-    from PIL import Image
+    lacking = [r for r in records if r.depth_image is None and not r.image_missing]
+    model = getattr(backend, "depth_model", None)
+    if not lacking or model in (None, FLAT):
+        return
+    from datagen.depth_model import load_depth_model
 
-    with Image.open(record.image) as im:
-        record.width, record.height = im.size
+    try:
+        load_depth_model(model)
+    except (ValueError, OSError, ImportError) as exc:
+        example = Path(str(lacking[0].image))
+        raise ConfigError(
+            f"{len(lacking)} of {len(records)} records have no depth picture (e.g. "
+            f"{example.with_name(example.stem + '_d.png')} for {example.name}), and the depth model that would "
+            f"estimate them cannot be loaded: {exc}. Write the pictures with `sif depth IMAGE... --out "
+            f"{example.parent}` (NAME_d.png beside each image), or choose another estimator with --depth-model "
+            "(a local Depth Anything folder, `tiny` for tests, or `flat`)."
+        ) from None
 
 
-def _open_run(store, config: EvalConfig, resume: str | None) -> tuple[str, EvalConfig]:
-    if resume is None:
-        return store.create_run(kind="evaluation", config=asdict(config), name=config.name), config
-    run = eval_run(store, resume)
-    stored = EvalConfig.from_json(run["config"])
-    if stored.benchmark != config.benchmark:
-        raise ConfigError(f"run {resume} evaluated {stored.benchmark!r}, not {config.benchmark!r}")
-    return resume, stored
+def data_fingerprint(data: str | Path) -> str:
+    """sha256 of the benchmark file (of a folder's JSON files, in name order): shards merge only
+    when they evaluated the same data."""
+    path = Path(data)
+    digest = hashlib.sha256()
+    for part in sorted(path.glob("*.json")) if path.is_dir() else [path]:
+        digest.update(part.name.encode() if path.is_dir() else b"")
+        with part.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def resume_config(stored: EvalConfig, given: dict, run_id: str) -> tuple[EvalConfig, dict]:
+    """The stored settings with the ones `given` again: equal ones are fine, the RESUMABLE ones
+    are taken (and returned as name -> (was, now)), any other difference is refused."""
+    known = {f.name for f in fields(EvalConfig)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
+    if given.get("benchmark", stored.benchmark) != stored.benchmark:
+        raise ConfigError(f"run {run_id} evaluated {stored.benchmark!r}, not {given['benchmark']!r}")
+    changed, refused = {}, []
+    for key, value in given.items():
+        was = getattr(stored, key)
+        if value == was or (
+            key in ("data", "images") and value and was and Path(value).resolve() == Path(was).resolve()
+        ):
+            continue
+        if key in RESUMABLE:
+            changed[key] = (was, value)
+        else:
+            refused.append(f"{key} (the run has {was!r}, given {value!r})")
+    if refused:
+        raise ConfigError(
+            f"--resume {run_id}: {'; '.join(refused)}. A resumed run keeps what decides its predictions; "
+            f"only {', '.join(RESUMABLE)} may change. Start a new run to change the others."
+        )
+    return replace(stored, **{k: now for k, (_, now) in changed.items()}), changed
 
 
 def run_eval(
     store,
-    config: EvalConfig,
+    config: EvalConfig | None,
     *,
     backend=None,
     resume: str | None = None,
+    changes: dict | None = None,
     scorer=None,
     report_dir: str | Path | None = None,
     progress: bool = True,
     stop_after: int | None = None,
 ) -> RunResult:
-    """Evaluate, store predictions one by one, score, and write the run's report.
+    """Evaluate, store predictions as they arrive, score, and write the run's report.
 
-    `stop_after` ends the prediction loop early after that many new predictions, leaving the
-    run unfinished (what a killed run looks like; used by tests).
+    With `resume`, the run's stored settings apply; `changes` (or, without it, `config`) are the
+    settings given again: see `resume_config`. `stop_after` ends the prediction loop after that
+    many new predictions, leaving the run unfinished (what a killed run looks like; for tests).
     """
-    run_id, config = _open_run(store, config, resume)
+    changed: dict = {}
+    if resume is not None:
+        stored = EvalConfig.from_json(eval_run(store, resume)["config"])
+        given = changes if changes is not None else (asdict(config) if config is not None else {})
+        config, changed = resume_config(stored, given, resume)
+    assert config is not None, "a new run needs its config"
     loaded = load_benchmark(config.benchmark, config.data, config.images)
-    records = loaded.records[: config.limit] if config.limit else loaded.records
+    records = select_records(loaded.records, config.limit, config.shard)
     backend = backend if backend is not None else make_backend(config)
-    needs_image = getattr(backend, "needs_image", True)
-    author = config.model or getattr(backend, "name", config.backend)
+    check_depth_inputs(records, backend)
+
+    if resume is None:
+        run_id = store.create_run(kind="evaluation", config=asdict(config), name=config.name)
+    else:
+        run_id = resume
+        if changed:
+            history = store.get_run(run_id)["metrics"].get("resumed", [])
+            entry = {"changed": {k: {"was": was, "now": now} for k, (was, now) in changed.items()}}
+            store.update_run(run_id, config=asdict(config), metrics={"resumed": [*history, entry]})
     store.update_run(run_id, status="running")
 
-    sample_ids = _register_samples(store, config.benchmark, records)
+    sample_ids = register_samples(store, config.benchmark, records)
     done = set(store.run_predictions(run_id))
     missing = [{"id": r.id, "image": r.image} for r in records if r.image_missing]
-    failures: list[dict] = []
-    predicted = 0
+    needs_image = getattr(backend, "needs_image", True)
     pending = [(r, sid) for r, sid in zip(records, sample_ids) if sid not in done]
-    for record, sid in _progress(pending, progress, f"eval {config.benchmark}"):
-        if record.image_missing and needs_image:
-            continue
-        if stop_after is not None and predicted >= stop_after:
-            return RunResult(run_id, {}, predicted, len(records), missing, failures, loaded.problems)
-        try:
-            text = _predict(backend, record, config)
-        except Exception as exc:  # one bad record never stops a run; it is reported and retried on resume
-            failures.append({"id": record.id, "error": f"{type(exc).__name__}: {exc}"})
-            continue
-        store.add_revision(sid, text, origin="prediction", author=author, run_id=run_id)
-        predicted += 1
+    skipped = [r for r, _ in pending if r.image_missing and needs_image]
+    pending = [(r, sid) for r, sid in pending if not (r.image_missing and needs_image)]
+    failures: list[dict] = []
+    predicted, stopped = _predict(store, run_id, backend, pending, config, failures, progress, stop_after)
+    if stopped:
+        return RunResult(run_id, {}, predicted, len(records), missing, failures, loaded.problems, changed=changed)
 
-    metrics, per_record = score_run(store, run_id, config, records, sample_ids, scorer or make_scorer(config))
+    reasons = {f["id"]: f["error"] for f in failures} | {r.id: "image missing on disk" for r in skipped}
+    scorer = scorer or make_scorer(config)
+    per_record = score_records(store, run_id, records, sample_ids, scorer, reasons)
+    result = finish_run(
+        store,
+        run_id,
+        config,
+        records,
+        per_record,
+        store.run_predictions(run_id),
+        missing=missing,
+        failures=failures,
+        problems=loaded.problems,
+        report_dir=report_dir,
+        extra={"data_sha256": data_fingerprint(config.data)},
+        judge_failures=getattr(scorer, "failures", None),
+    )
+    result.predicted, result.changed = predicted, changed
+    return result
+
+
+def _predict(store, run_id, backend, pending, config, failures, progress, stop_after) -> tuple[int, bool]:
+    """Ask the backend for every pending record and commit each answer as it arrives (the
+    answers that arrived together in one transaction); a failed record goes to `failures`
+    (retried on resume). Returns (predictions made, stopped early)."""
+    author = config.model or getattr(backend, "name", config.backend)
+    by_sid = {sid: r for r, sid in pending}
+    answers = _answers(backend, pending, config)
+    ready = getattr(answers, "ready", list)
+    predicted = 0
+    with _progress(progress, f"eval {config.benchmark}", len(pending)) as advance:
+        try:
+            for first in answers:
+                with store.transaction():
+                    for sid, out in [first, *ready()]:
+                        advance()
+                        if isinstance(out, Exception):  # one bad record never stops a run
+                            failures.append({"id": by_sid[sid].id, "error": f"{type(out).__name__}: {out}"})
+                            continue
+                        store.add_revision(sid, out, origin="prediction", author=author, run_id=run_id)
+                        predicted += 1
+                        if stop_after is not None and predicted >= stop_after:
+                            return predicted, True
+        finally:
+            answers.close()  # a backend still working (requests in flight) stops here
+    return predicted, False
+
+
+def _answers(backend, pending, config):
+    """(sample id, text or error) for each pending record, as the backend produces them."""
+    if hasattr(backend, "predict_record"):
+        return _one_by_one(pending, backend.predict_record)
+    from inference.backends import GenerateRequest
+
+    sampling = {"max_new_tokens": config.max_new_tokens, "temperature": config.temperature}
+    suffix = SUFFIXES[config.suffix]
+    if hasattr(backend, "generate_many"):
+        requests = (GenerateRequest(sid, r.image, r.depth_image, r.question, suffix) for r, sid in pending)
+        return backend.generate_many(requests, **sampling)
+    return _one_by_one(
+        pending, lambda r: backend.generate(r.image, r.depth_image, r.question, suffix=suffix, **sampling)
+    )
+
+
+def _one_by_one(pending, answer):
+    for record, sid in pending:
+        try:
+            yield sid, answer(record)
+        except Exception as exc:
+            yield sid, exc
+
+
+def score_records(store, run_id: str, records, sample_ids, scorer, reasons: dict[str, str]) -> list[dict]:
+    """Every record's scores from the run's predictions in the store. A record without one is
+    scored as an empty answer (wrong everywhere) and marked `failed`, with the reason."""
+    texts = store.run_predictions(run_id)
+    out = []
+    for r, sid in zip(records, sample_ids):
+        text = texts.get(sid)
+        entry = {"id": r.id, "sample_id": sid, "category": r.category, **score_record(r, text or "", scorer)}
+        entry["failed"] = text is None
+        if text is None:
+            entry.update(correct=False, error=reasons.get(r.id, "no prediction"))
+        out.append(entry)
+    return out
+
+
+def finish_run(
+    store,
+    run_id: str,
+    config: EvalConfig,
+    records: list[EvalRecord],
+    per_record: list[dict],
+    texts: dict[int, str],
+    *,
+    missing: list[dict],
+    failures: list[dict],
+    problems: list[str],
+    report_dir: str | Path | None,
+    extra: dict | None = None,
+    judge_failures: dict | None = None,
+) -> RunResult:
+    """Aggregate per-record scores by the benchmark's protocol, store them with the run, set its
+    status (`failed` past `max_failure_rate`), and write its report."""
+    kind = BENCHMARKS[config.benchmark].kind
+    metrics = benchmark_metrics(config.benchmark, kind, records, per_record) if records else {}
+    if judge_failures:
+        metrics["judge_failures"] = dict(judge_failures)
+    unanswered = [e for e in per_record if e["failed"]]
+    missing_ids = {m["id"] for m in missing}
+    rate = len(unanswered) / len(per_record) if per_record else 0.0
     summary = {
         "records": len(records),
-        "predicted": len(per_record),
+        "predicted": len(per_record) - len(unanswered),
+        "unanswered": len(unanswered),
+        "failed_requests": sum(e["id"] not in missing_ids for e in unanswered),
+        "unanswered_missing_images": sum(e["id"] in missing_ids for e in unanswered),
         "missing_images": len(missing),
-        "failures": len(failures),
-        "bad_records": len(loaded.problems),
+        "failure_rate": round(rate, 6),
+        "max_failure_rate": config.max_failure_rate,
+        "bad_records": len(problems),
+        "shard": config.shard,
+        **(extra or {}),
     }
-    store.update_run(run_id, status="done", metrics={"summary": summary, **metrics})
-    result = RunResult(run_id, metrics, predicted, len(records), missing, failures, loaded.problems)
+    status = "done" if rate <= config.max_failure_rate else "failed"
+    summary["status"] = status
+    per_record = finite(per_record)
+    store.set_eval_records(run_id, per_record)
+    store.update_run(
+        run_id, status=status, metrics=finite({"summary": summary, "protocol": PROTOCOLS[config.benchmark], **metrics})
+    )
+    result = RunResult(
+        run_id, finite(metrics), 0, len(records), missing, failures, problems, status=status, summary=summary
+    )
     if report_dir is not None:
+        by_sid = {e["sample_id"]: e["id"] for e in per_record}
+        predictions = {by_sid[sid]: text for sid, text in texts.items() if sid in by_sid}
         result.report_paths = write_report(
-            Path(report_dir), run_id, asdict(config), summary, metrics, per_record, missing, failures, loaded.problems
+            Path(report_dir),
+            run_id,
+            asdict(config),
+            summary,
+            finite(metrics),
+            per_record,
+            missing,
+            failures,
+            problems,
+            predictions,
         )
     return result
 
@@ -208,8 +442,18 @@ def _stored_answer(r: EvalRecord) -> str:
     return r.answer if r.answer else "(no answer given)"
 
 
-def _register_samples(store, benchmark: str, records: list[EvalRecord]) -> list[int]:
-    """Each record as a store sample (idempotent), so predictions can attach to it."""
+def _fill_size(record: EvalRecord) -> None:
+    if (record.width and record.height) or record.image_missing:
+        return
+    from PIL import Image
+
+    with Image.open(record.image) as im:
+        record.width, record.height = im.size
+
+
+def register_samples(store, benchmark: str, records: list[EvalRecord]) -> list[int]:
+    """Each record as a store sample (idempotent), so predictions can attach to it; in bulk
+    transactions of SAMPLE_CHUNK samples."""
     for r in records[:1]:
         folder = Path(r.image).parent.resolve()
         if not folder.is_relative_to(store.data_root):
@@ -217,74 +461,75 @@ def _register_samples(store, benchmark: str, records: list[EvalRecord]) -> list[
                 f"benchmark images in {folder} are outside the store's data root {store.data_root}; "
                 "use a store whose data root contains them"
             )
-    ids = []
+    ids: list[int] = []
     for start in range(0, len(records), SAMPLE_CHUNK):
-        with store.transaction():
-            for r in records[start : start + SAMPLE_CHUNK]:
-                _fill_size(r)
-                known = bool(r.width and r.height)
-                ids.append(
-                    store.add_sample(
-                        dataset=benchmark,
-                        source_id=r.id,
-                        image=r.image,
-                        question=r.question,
-                        answer=_stored_answer(r),
-                        gt_boxes=r.gt_boxes,
-                        width=r.width or 1,
-                        height=r.height or 1,
-                        split="eval",
-                        missing=r.image_missing,
-                        meta={
-                            "category": r.category,
-                            "kind": r.kind,
-                            "choices": r.choices,
-                            "labels": r.labels,
-                            "benchmark_dataset": r.dataset,
-                            "size_unknown": not known,
-                            **({"depth_map": r.depth} if r.depth else {}),
-                        },
-                    )
-                )
+        chunk = records[start : start + SAMPLE_CHUNK]
+        for r in chunk:
+            _fill_size(r)
+        results = store.import_samples([(_sample_fields(benchmark, r), None, None) for r in chunk], author="")
+        for r, result in zip(chunk, results):
+            if isinstance(result, Exception):
+                raise ConfigError(f"record {r.id}: {result}")
+            ids.append(result[0])
     return ids
 
 
-def score_run(store, run_id: str, config: EvalConfig, records, sample_ids, scorer) -> tuple[dict, list[dict]]:
-    """Metrics over the records that have a prediction in the run, and the per-record scores."""
-    texts = store.run_predictions(run_id)
-    scored, scores, per_record = [], [], []
-    for r, sid in zip(records, sample_ids):
-        if sid not in texts:
-            continue
-        s = score_record(r, texts[sid], scorer)
-        scored.append(r)
-        scores.append(s)
-        per_record.append({"id": r.id, "sample_id": sid, "category": r.category, **s})
-    kind = BENCHMARKS[config.benchmark].kind
-    metrics = aggregate(kind, scored, scores) if scored else {}
-    if getattr(scorer, "failures", None):
-        metrics["judge_failures"] = dict(scorer.failures)
-    return metrics, per_record
+def _sample_fields(benchmark: str, r: EvalRecord) -> dict:
+    return dict(
+        dataset=benchmark,
+        source_id=r.id,
+        image=r.image,
+        question=r.question,
+        answer=_stored_answer(r),
+        gt_boxes=r.gt_boxes,
+        width=r.width or 1,
+        height=r.height or 1,
+        split="eval",
+        missing=r.image_missing,
+        meta={
+            "category": r.category,
+            "kind": r.kind,
+            "choices": r.choices,
+            "labels": r.labels,
+            "benchmark_dataset": r.dataset,
+            "size_unknown": not (r.width and r.height),
+            **({"depth_map": r.depth} if r.depth else {}),
+        },
+    )
 
 
-def _progress(items: list, show: bool, label: str):
-    if not show or not items:
-        yield from items
-        return
-    from rich.progress import track
+class _progress:
+    """A rich progress bar over `total` answers (or nothing); `advance()` counts one."""
 
-    yield from track(items, description=label, total=len(items), update_period=0.5)
+    def __init__(self, show: bool, label: str, total: int):
+        self.show, self.label, self.total = show and total > 0, label, total
+        self._bar = None
+
+    def __enter__(self):
+        if not self.show:
+            return lambda: None
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=False)
+        self._bar.start()
+        task = self._bar.add_task(self.label, total=self.total)
+        return lambda: self._bar.advance(task)
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def evaluate(
     db_path: str | Path,
-    config: EvalConfig,
+    config: EvalConfig | None,
     *,
     resume: str | None = None,
+    changes: dict | None = None,
     report_dir: str | Path | None = "eval_reports",
 ) -> RunResult:
     """`sif eval BENCH`: open the store at `db_path` and run (or resume) the evaluation."""
     from db.store import Store
 
     with Store.open(db_path) as store:
-        return run_eval(store, config, resume=resume, report_dir=report_dir)
+        return run_eval(store, config, resume=resume, changes=changes, report_dir=report_dir)

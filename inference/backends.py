@@ -9,19 +9,27 @@ Every backend sends the SIF-50K prompt: RGB image, then depth image, then
 rendering; a depth map in another encoding is re-encoded, and a missing one is estimated
 (`depth_model`: a Depth Anything id or path, `tiny`, or `flat` for a constant map).
 Sampling keywords are the same everywhere: max_new_tokens, temperature, top_p, do_sample
-(temperature 0, the default, means greedy). Importing this module never imports torch.
+(temperature 0, the default, means greedy). Images above `max_pixels` (default 589,824, the
+reference's inference setting) are scaled down to it. `generate_many` answers many requests at
+once, yielding each answer as it is ready: `hf` in left-padded batches, `vllm` in chunks handed
+to one `LLM.generate` call, `openai` with requests in flight concurrently. Importing this module
+never imports torch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
+import math
+import os
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -36,12 +44,35 @@ BACKENDS = ("hf", "vllm", "openai")
 FLAT = "flat"
 DEMO_MODEL = "demo"  # --model demo: the embedded tiny demo model (`sif train demo-run`)
 STOP_WAIT_S = 30.0  # how long a closed stream waits for its generation thread to end
+# The reference's inference: `max_tokens=2048` (SIFThinker scripts/infer.py) and LLaMA-Factory's
+# default `image_max_pixels` of 768 × 768 behind its API server.
+DEFAULT_MAX_NEW_TOKENS = 2048
+DEFAULT_MAX_PIXELS = 589_824
+DEFAULT_BATCH_SIZE = {"hf": 8, "vllm": 256}  # records per model call
+DEFAULT_CONCURRENCY = 16  # openai: requests in flight
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """One question for `generate_many`; `key` comes back with its answer."""
+
+    key: Any
+    image: Any  # PIL image or path
+    depth: Any  # PIL image, path, or None (estimated)
+    question: str
+    suffix: str = SIF_SUFFIX
+
+
+# (request key, the answer, or the error that request met)
+Answer = tuple[Any, "str | Exception"]
 
 
 class Backend(Protocol):
     def generate(self, image, depth, question: str, *, suffix: str = SIF_SUFFIX, **sampling) -> str: ...
 
     def stream(self, image, depth, question: str, *, suffix: str = SIF_SUFFIX, **sampling) -> Iterator[str]: ...
+
+    def generate_many(self, requests: Iterable[GenerateRequest], **sampling) -> Iterator[Answer]: ...
 
 
 # ---------------------------------------------------------------- sampling
@@ -51,7 +82,7 @@ class Backend(Protocol):
 class Sampling:
     """Sampling settings shared by every backend; unknown keywords are a TypeError."""
 
-    max_new_tokens: int = 1024
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     temperature: float = 0.0
     top_p: float = 1.0
     do_sample: bool | None = None  # None: sample when temperature > 0
@@ -142,28 +173,86 @@ def prepare_images(image, depth=None, *, depth_model: str = DEFAULT_DEPTH_MODEL)
     return SifImages(rgb, Image.fromarray(encode_spectral_r(arr)), f"estimated ({depth_model})", arr)
 
 
-def openai_user_message(images: SifImages, question: str, suffix: str = SIF_SUFFIX) -> dict:
+def fit_pixels(image: Image.Image, max_pixels: int | None) -> Image.Image:
+    """`image` scaled down (aspect kept) so that it has at most `max_pixels` pixels."""
+    w, h = image.size
+    if not max_pixels or w * h <= max_pixels:
+        return image
+    scale = math.sqrt(max_pixels / (w * h))
+    return image.resize((max(1, math.floor(w * scale)), max(1, math.floor(h * scale))), Image.Resampling.BICUBIC)
+
+
+def openai_user_message(
+    images: SifImages, question: str, suffix: str = SIF_SUFFIX, max_pixels: int | None = None
+) -> dict:
     """The SIF user message with its two image slots filled by data URLs (RGB, then depth)."""
     from common.openai_client import image_data_url
 
-    urls = iter([image_data_url(images.image), image_data_url(images.depth)])
+    urls = [image_data_url(fit_pixels(images.image, max_pixels)), image_data_url(fit_pixels(images.depth, max_pixels))]
+    return user_message_with_urls(urls, question, suffix)
+
+
+def user_message_with_urls(urls: list[str], question: str, suffix: str = SIF_SUFFIX) -> dict:
+    """The SIF user message with its image slots filled by `urls` (RGB, then depth)."""
+    it = iter(urls)
     content = [
-        {"type": "image_url", "image_url": {"url": next(urls)}} if part["type"] == "image" else part
+        {"type": "image_url", "image_url": {"url": next(it)}} if part["type"] == "image" else part
         for part in sif_user_message(question, suffix)["content"]
     ]
     return {"role": "user", "content": content}
+
+
+_SENT_AS_IS = {"JPEG": "image/jpeg", "PNG": "image/png"}
+
+
+def file_data_url(path, max_pixels: int | None, *, depth: bool = False) -> str | None:
+    """A data URL of the file's own bytes when a server can take them as they are: a JPEG or PNG
+    (for a depth picture: an RGB PNG that is a `spectral_r` rendering) within `max_pixels`;
+    None when the picture must be decoded and re-encoded. Saves a decode and a PNG encode per
+    image, which is most of the client's CPU per request."""
+    import base64
+
+    if isinstance(path, Image.Image) or path is None:
+        return None
+    try:
+        stat = os.stat(path)
+        fmt = _sendable(str(path), stat.st_mtime_ns, stat.st_size, max_pixels, depth)
+    except OSError:
+        return None  # the slow path names the file in its error
+    if fmt is None:
+        return None
+    data = Path(path).read_bytes()
+    return f"data:{_SENT_AS_IS[fmt]};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _sendable(path: str, mtime_ns: int, size: int, max_pixels: int | None, depth: bool) -> str | None:
+    """The file's format if it can be sent as it is, else None; once per file version (a
+    benchmark asks several questions about one picture, and the depth check decodes it)."""
+    with Image.open(path) as img:
+        fmt, mode, (w, h) = img.format, img.mode, img.size
+        if fmt not in _SENT_AS_IS or (max_pixels and w * h > max_pixels):
+            return None
+        if depth and (fmt != "PNG" or mode != "RGB" or detect_encoding(img) != "spectral_r"):
+            return None
+        if not depth and mode not in ("RGB", "L"):
+            return None
+    return fmt
 
 
 # ---------------------------------------------------------------- shared plumbing
 
 
 class _Base:
-    """Image preparation and sampling parsing; subclasses implement `_generate` and `_stream`."""
+    """Image preparation and sampling parsing; subclasses implement `_generate_batch` (a batch
+    of prompts in one model call) and `_stream`."""
 
     name = "backend"
+    batch_size = 1
 
-    def __init__(self, depth_model: str = DEFAULT_DEPTH_MODEL):
+    def __init__(self, depth_model: str = DEFAULT_DEPTH_MODEL, max_pixels: int | None = DEFAULT_MAX_PIXELS):
         self.depth_model = depth_model
+        self.max_pixels = max_pixels
 
     def images(self, image, depth) -> SifImages:
         return prepare_images(image, depth, depth_model=self.depth_model)
@@ -174,35 +263,91 @@ class _Base:
     def stream(self, image, depth, question: str, *, suffix: str = SIF_SUFFIX, **sampling) -> Iterator[str]:
         return self._stream(self.images(image, depth), question, suffix, Sampling(**sampling))
 
+    def _generate(self, images: SifImages, question: str, suffix: str, sampling: Sampling) -> str:
+        return self._generate_batch([(images, question, suffix)], sampling)[0]
 
-def _drain(produce: Callable[[Callable[[str], None], threading.Event], None]) -> Iterator[str]:
-    """Run `produce(emit, stop)` in a thread and yield what it emits; re-raise its error.
+    def _generate_batch(self, batch: list[tuple[SifImages, str, str]], sampling: Sampling) -> list[str]:
+        raise NotImplementedError
 
-    Closing the iterator early sets `stop`, which producers check to end their work, and waits
-    a little for them, so that no generation outlives its consumer by more than a step.
-    """
-    items: queue.Queue = queue.Queue()
-    stop = threading.Event()
-    done = object()
+    def generate_many(self, requests: Iterable[GenerateRequest], **sampling) -> Iterator[Answer]:
+        """(key, answer or error) for each request, in `batch_size` chunks of one model call each.
 
-    def run():
+        A request whose images cannot be prepared gets its error at once; a chunk whose model call
+        fails gives that error to each of its requests. Nothing else stops the iteration."""
+        params = Sampling(**sampling)
+        it = iter(requests)
+        while chunk := list(itertools.islice(it, max(1, self.batch_size))):
+            ready = []
+            for req in chunk:
+                try:
+                    ready.append((req.key, (self.images(req.image, req.depth), req.question, req.suffix)))
+                except Exception as exc:  # a bad picture is that request's problem
+                    yield req.key, exc
+            if not ready:
+                continue
+            try:
+                texts = self._generate_batch([item for _, item in ready], params)
+            except Exception as exc:
+                yield from ((key, exc) for key, _ in ready)
+                continue
+            yield from zip((key for key, _ in ready), texts)
+
+
+class _Drained(Iterator):
+    """What `produce(emit, stop)`, run in a thread from the first `next()`, emits; its error is
+    re-raised. `ready()` takes the items already emitted without waiting (a consumer commits
+    them together). Closing early sets `stop`, which producers check to end their work, and
+    waits a little for them, so that no generation outlives its consumer by more than a step."""
+
+    _DONE = object()
+
+    def __init__(self, produce: Callable[[Callable, threading.Event], None]):
+        self._produce, self._stop = produce, threading.Event()
+        self._items: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._end: object = None  # the end (or failure) met by `ready()`, for the next `next()`
+
+    def _run(self):
         try:
-            produce(items.put, stop)
+            self._produce(self._items.put, self._stop)
         except BaseException as exc:  # handed to the consumer
-            items.put(_Failure(exc))
+            self._items.put(_Failure(exc))
         finally:
-            items.put(done)
+            self._items.put(self._DONE)
 
-    thread = threading.Thread(target=run, daemon=True, name="sif-generate")
-    thread.start()
-    try:
-        while (item := items.get()) is not done:
-            if isinstance(item, _Failure):
-                raise item.exc
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=STOP_WAIT_S)
+    def __next__(self):
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True, name="sif-generate")
+            self._thread.start()
+        item, self._end = (self._end, None) if self._end is not None else (self._items.get(), None)
+        if item is self._DONE:
+            self.close()
+            raise StopIteration
+        if isinstance(item, _Failure):
+            self.close()
+            raise item.exc
+        return item
+
+    def ready(self) -> list:
+        out = []
+        while self._end is None:
+            try:
+                item = self._items.get_nowait()
+            except queue.Empty:
+                break
+            if item is self._DONE or isinstance(item, _Failure):
+                self._end = item
+            else:
+                out.append(item)
+        return out
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=STOP_WAIT_S)
+
+    def __del__(self):
+        self._stop.set()
 
 
 @dataclass
@@ -229,19 +374,24 @@ class HFBackend(_Base):
         device: str | None = None,
         dtype: str | None = None,
         depth_model: str = DEFAULT_DEPTH_MODEL,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        batch_size: int | None = None,
     ):
-        super().__init__(depth_model)
+        super().__init__(depth_model, max_pixels)
         import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText
+
+        from training.modeling import load_processor
 
         model, adapter = _split_adapter(model, adapter)
         self.model_name, self.adapter = model, adapter
+        self.batch_size = batch_size or DEFAULT_BATCH_SIZE["hf"]
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype = (
             getattr(torch, dtype) if dtype else (torch.bfloat16 if self.device.startswith("cuda") else torch.float32)
         )
         try:
-            self.processor = AutoProcessor.from_pretrained(model)
+            self.processor = load_processor(model, max_pixels, only_lower=True)
             net = AutoModelForImageTextToText.from_pretrained(model, dtype=torch_dtype)
         except OSError as exc:
             raise ConfigError(f"model {model!r} could not be loaded ({exc})") from None
@@ -251,20 +401,30 @@ class HFBackend(_Base):
             net = PeftModel.from_pretrained(net, adapter)
         self.model = net.to(self.device).eval()
 
-    def _inputs(self, images: SifImages, question: str, suffix: str):
-        prompt = self.processor.apply_chat_template(
-            [sif_user_message(question, suffix)], tokenize=False, add_generation_prompt=True
+    def _batch_inputs(self, batch: list[tuple[SifImages, str, str]]):
+        """Model inputs of a batch, left-padded so that every prompt ends where generation starts."""
+        prompts = [
+            self.processor.apply_chat_template(
+                [sif_user_message(question, suffix)], tokenize=False, add_generation_prompt=True
+            )
+            for _, question, suffix in batch
+        ]
+        pictures = [[images.image, images.depth] for images, _, _ in batch]
+        return self.processor(text=prompts, images=pictures, return_tensors="pt", padding=True, padding_side="left").to(
+            self.device
         )
-        return self.processor(text=[prompt], images=[images.image, images.depth], return_tensors="pt").to(self.device)
 
-    def _generate(self, images, question, suffix, sampling: Sampling) -> str:
+    def _inputs(self, images: SifImages, question: str, suffix: str):
+        return self._batch_inputs([(images, question, suffix)])
+
+    def _generate_batch(self, batch, sampling: Sampling) -> list[str]:
         import torch
 
-        inputs = self._inputs(images, question, suffix)
+        inputs = self._batch_inputs(batch)
+        tok = self.processor.tokenizer
         with torch.no_grad():
-            out = self.model.generate(**inputs, **sampling.hf())
-        new = out[0, inputs["input_ids"].shape[1] :]
-        return self.processor.tokenizer.decode(new, skip_special_tokens=True)
+            out = self.model.generate(**inputs, **sampling.hf(), pad_token_id=tok.pad_token_id)
+        return tok.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
     def _stream(self, images, question, suffix, sampling: Sampling) -> Iterator[str]:
         import torch
@@ -305,7 +465,7 @@ class HFBackend(_Base):
             if worker_error:
                 raise worker_error[0]
 
-        return _drain(produce)
+        return _Drained(produce)
 
 
 def _split_adapter(model: str, adapter: str | None) -> tuple[str, str | None]:
@@ -327,13 +487,26 @@ def _split_adapter(model: str, adapter: str | None) -> tuple[str, str | None]:
 class VLLMBackend(_Base):
     """vLLM's offline engine; the prompt is the model's own chat template with two images.
 
-    vLLM's offline `LLM` does not stream: `stream` yields the whole completion as one piece.
+    `generate_many` hands each chunk of `batch_size` prompts to one `LLM.generate` call (vLLM
+    schedules them together); images above `max_pixels` are scaled down by the model's processor
+    (`mm_processor_kwargs`). vLLM's offline `LLM` does not stream: `stream` yields the whole
+    completion as one piece. Written against vLLM's documented offline API (`LLM`,
+    `SamplingParams`, `LoRARequest`); CI has no GPU, so tests stand a fake `LLM` in for it.
     """
 
     name = "vllm"
 
-    def __init__(self, model: str, *, adapter: str | None = None, depth_model: str = DEFAULT_DEPTH_MODEL, **engine):
-        super().__init__(depth_model)
+    def __init__(
+        self,
+        model: str,
+        *,
+        adapter: str | None = None,
+        depth_model: str = DEFAULT_DEPTH_MODEL,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        batch_size: int | None = None,
+        **engine,
+    ):
+        super().__init__(depth_model, max_pixels)
         try:
             from vllm import LLM
         except ImportError:
@@ -342,30 +515,34 @@ class VLLMBackend(_Base):
 
         model, adapter = _split_adapter(model, adapter)
         self.model_name, self.adapter = model, adapter
+        self.batch_size = batch_size or DEFAULT_BATCH_SIZE["vllm"]
         self.processor = AutoProcessor.from_pretrained(model)
         engine.setdefault("limit_mm_per_prompt", {"image": 2})
+        if max_pixels:
+            engine.setdefault("mm_processor_kwargs", {"max_pixels": int(max_pixels)})
         self.llm = LLM(model=model, enable_lora=bool(adapter), **engine)
 
-    def _generate(self, images, question, suffix, sampling: Sampling) -> str:
+    def _generate_batch(self, batch, sampling: Sampling) -> list[str]:
         from vllm import SamplingParams
         from vllm.lora.request import LoRARequest
 
-        prompt = self.processor.apply_chat_template(
-            [sif_user_message(question, suffix)], tokenize=False, add_generation_prompt=True
-        )
+        prompts = [
+            {
+                "prompt": self.processor.apply_chat_template(
+                    [sif_user_message(question, suffix)], tokenize=False, add_generation_prompt=True
+                ),
+                "multi_modal_data": {"image": [images.image, images.depth]},
+            }
+            for images, question, suffix in batch
+        ]
         params = SamplingParams(
             max_tokens=sampling.max_new_tokens,
             top_p=sampling.top_p,
             temperature=(sampling.temperature or 1.0) if sampling.sample else 0.0,
         )
         lora = LoRARequest("adapter", 1, self.adapter) if self.adapter else None
-        outputs = self.llm.generate(
-            {"prompt": prompt, "multi_modal_data": {"image": [images.image, images.depth]}},
-            params,
-            lora_request=lora,
-            use_tqdm=False,
-        )
-        return outputs[0].outputs[0].text
+        outputs = self.llm.generate(prompts, params, lora_request=lora, use_tqdm=False)
+        return [out.outputs[0].text for out in outputs]
 
     def _stream(self, images, question, suffix, sampling: Sampling) -> Iterator[str]:
         yield self._generate(images, question, suffix, sampling)
@@ -375,9 +552,14 @@ class VLLMBackend(_Base):
 
 
 class OpenAIBackend(_Base):
-    """Any OpenAI-compatible chat server, through the shared `common.openai_client` client."""
+    """Any OpenAI-compatible chat server, through the shared `common.openai_client` client.
+
+    `generate_many` keeps `concurrency` requests in flight; pictures are prepared in a few
+    threads (a JPEG/PNG within `max_pixels`, and a `spectral_r` depth PNG, are sent as their
+    own bytes), so the client's CPU per request stays small next to the server's latency."""
 
     name = "openai"
+    prep_threads = 4
 
     def __init__(
         self,
@@ -385,22 +567,78 @@ class OpenAIBackend(_Base):
         *,
         base_url: str | None = None,
         depth_model: str = DEFAULT_DEPTH_MODEL,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        concurrency: int = DEFAULT_CONCURRENCY,
         timeout_s: float = 300.0,
         max_retries: int = 3,
     ):
-        super().__init__(depth_model)
+        super().__init__(depth_model, max_pixels)
         from common.openai_client import ChatConfig
 
-        self.config = ChatConfig.resolve(base_url, model, timeout_s=timeout_s, max_retries=max_retries, concurrency=1)
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+        self.concurrency = concurrency
+        self.config = ChatConfig.resolve(
+            base_url, model, timeout_s=timeout_s, max_retries=max_retries, concurrency=concurrency
+        )
         self.model_name = self.config.model
 
     def _messages(self, images, question, suffix) -> list[dict]:
-        return [openai_user_message(images, question, suffix)]
+        return [openai_user_message(images, question, suffix, self.max_pixels)]
 
-    def _generate(self, images, question, suffix, sampling: Sampling) -> str:
+    def request_message(self, req: GenerateRequest) -> dict:
+        """The user message of a request, sending picture files as they are where a server can take them."""
+        from common.openai_client import image_data_url
+
+        given = [file_data_url(req.image, self.max_pixels), file_data_url(req.depth, self.max_pixels, depth=True)]
+        if None in given:
+            images = self.images(req.image, req.depth)
+            made = (images.image, images.depth)
+            given = [url or image_data_url(fit_pixels(made[i], self.max_pixels)) for i, url in enumerate(given)]
+        return user_message_with_urls([str(url) for url in given], req.question, req.suffix)
+
+    def generate(self, image, depth, question: str, *, suffix: str = SIF_SUFFIX, **sampling) -> str:
         from common.openai_client import complete_sync
 
-        return complete_sync(self.config, self._messages(images, question, suffix), **sampling.openai()).text
+        params = Sampling(**sampling).openai()
+        message = self.request_message(GenerateRequest(None, image, depth, question, suffix))
+        return complete_sync(self.config, [message], **params).text
+
+    def generate_many(self, requests: Iterable[GenerateRequest], **sampling) -> Iterator[Answer]:
+        """(key, answer or error) in the order answers arrive, `concurrency` requests in flight.
+        Closing the iterator early cancels the requests still in flight."""
+        from common.openai_client import ChatClient
+
+        params = Sampling(**sampling).openai()
+
+        def produce(emit, stop):
+            async def run():
+                loop = asyncio.get_running_loop()
+                with ThreadPoolExecutor(self.prep_threads, thread_name_prefix="sif-prepare") as pool:
+                    async with ChatClient(self.config) as client:
+
+                        async def one(req: GenerateRequest):
+                            try:
+                                message = await loop.run_in_executor(pool, self.request_message, req)
+                                emit((req.key, (await client.complete([message], **params)).text))
+                            except Exception as exc:  # that request's failure, handed to the caller
+                                emit((req.key, exc))
+
+                        pending: set = set()
+                        for req in requests:
+                            if stop.is_set():
+                                break
+                            if len(pending) >= 2 * self.concurrency:  # prepared ahead, not all at once
+                                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                            pending.add(asyncio.create_task(one(req)))
+                        if stop.is_set():
+                            for task in pending:
+                                task.cancel()
+                        await asyncio.gather(*pending, return_exceptions=True)
+
+            asyncio.run(run())
+
+        return _Drained(produce)
 
     def _stream(self, images, question, suffix, sampling: Sampling) -> Iterator[str]:
         from common.openai_client import ChatClient
@@ -418,7 +656,7 @@ class OpenAIBackend(_Base):
 
             asyncio.run(run())
 
-        return _drain(produce)
+        return _Drained(produce)
 
 
 # ---------------------------------------------------------------- factory
@@ -448,8 +686,13 @@ def load_backend(
 ) -> Backend:
     """The backend `kind` for `model` (`demo`: the embedded tiny demo model, which sees a flat
     depth map for images without one). `openai` without a model uses the server's default
-    ($SIF_OPENAI_MODEL)."""
+    ($SIF_OPENAI_MODEL). Options a backend does not use are a ValueError (`concurrency` is
+    openai's, `batch_size` hf's and vllm's)."""
+    if opts.get("depth_model") is None:
+        opts.pop("depth_model", None)
     if kind in ("hf", "vllm"):
+        if "concurrency" in opts:
+            raise ConfigError(f"concurrency is for the openai backend; the {kind} backend takes batch_size")
         if model == DEMO_MODEL:
             opts.setdefault("depth_model", FLAT)
         model = resolve_model(model, kind)
@@ -457,5 +700,7 @@ def load_backend(
     if kind == "openai":
         if adapter:
             raise ConfigError("the openai backend serves adapters by name: pass the served name as --model")
+        if "batch_size" in opts:
+            raise ConfigError("batch_size is for the hf and vllm backends; the openai backend takes concurrency")
         return OpenAIBackend(model, base_url=base_url, **opts)
     raise ConfigError(f"unknown backend {kind!r}; choose from {', '.join(BACKENDS)}")

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from inference.backends import DEFAULT_MAX_NEW_TOKENS
 from sif.chain import Step, parse_chain, validate_chain
 from sif.draw import draw_steps, step_colour, step_strip
 
@@ -43,7 +44,7 @@ class DemoConfig:
     depth_model: str | None = None
     scenes: int = 6  # synthetic scenes in the example gallery
     scenes_dir: Path | None = None  # default: $SIF_HOME/demo-scenes
-    max_new_tokens: int = 1024
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
 
 
 class LazyBackend:

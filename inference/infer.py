@@ -125,6 +125,7 @@ def infer(
     adapter: str | None = None,
     base_url: str | None = None,
     depth_model: str | None = None,
+    max_pixels: int | None = None,
     suffix: str = SIF_SUFFIX,
     out_dir: str | Path | None = None,
     **sampling,
@@ -132,7 +133,9 @@ def infer(
     """Load the backend, answer one question, and write the outputs to `out_dir` if given."""
     from inference.backends import load_backend
 
-    opts = {"depth_model": depth_model} if depth_model else {}
+    opts: dict = {"depth_model": depth_model} if depth_model else {}
+    if max_pixels:
+        opts["max_pixels"] = max_pixels
     loaded = load_backend(backend, model, adapter=adapter, base_url=base_url, **opts)
     result = run_inference(loaded, image, depth, question, suffix=suffix, **sampling)
     return result, (write_outputs(result, out_dir) if out_dir is not None else [])

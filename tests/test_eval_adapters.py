@@ -134,7 +134,11 @@ def test_cvbench_sat_spatialbench(tmp_path):
         ],
     )
     loaded = load_benchmark("sat", sat)
-    assert loaded.records[0].answer == "rotated right" and "(B) rotated right" in loaded.records[0].question
+    # SAT's own format (issue 17): the options as text, no letters.
+    assert loaded.records[0].answer == "rotated right"
+    assert loaded.records[0].question == (
+        "Did the camera turn? Choose between the following options: rotated left, or rotated right."
+    )
     assert "2 images" in loaded.problems[0]
 
     (tmp_path / "existence.json").write_text(
@@ -146,7 +150,9 @@ def test_cvbench_sat_spatialbench(tmp_path):
         )
     )
     loaded = load_benchmark("spatialbench", tmp_path / "existence.json")
-    assert loaded.records[0].choices == ["Yes", "No"] and loaded.records[0].answer == "Yes"
+    # SpatialBot's script matches the answer as written (issue 17): no options, no capitalization.
+    assert loaded.records[0].choices == [] and loaded.records[0].answer == "yes"
+    assert loaded.records[0].meta["pair"] == 0
     assert loaded.records[0].category == "existence" and "grounding" in loaded.problems[0]
 
 

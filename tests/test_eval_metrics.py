@@ -212,7 +212,8 @@ def test_mc_accuracy_per_category():
 # ---------------------------------------------------------------- OVD parsing and VQA
 
 
-def test_ovd_detections_ranked_by_listing_order():
+def test_ovd_detections_in_listing_order_all_scored_one():
+    """VLM-R1's OVDEval protocol (issue 17): every box gets confidence 1.0, listing order kept."""
     text = (
         '<answer>```json\n[{"bbox_2d": [10, 10, 110, 60], "label": "Red Mug"}, '
         '{"bbox_2d": [0.5, 0.5, 0.9, 0.9], "label": "blue mug"}, {"bbox_2d": [1, 2], "label": "red mug"}, '
@@ -220,7 +221,8 @@ def test_ovd_detections_ranked_by_listing_order():
     )
     dets, skipped = predicted_detections(text, ["red mug", "blue mug"], 200, 100)
     assert [d["label"] for d in dets] == ["red mug", "blue mug"]
-    assert dets[0]["box"] == pytest.approx([0.05, 0.1, 0.55, 0.6]) and dets[0]["score"] > dets[1]["score"]
+    assert dets[0]["box"] == pytest.approx([0.05, 0.1, 0.55, 0.6])
+    assert [d["score"] for d in dets] == [1.0, 1.0]
     assert skipped == 2  # a 2-number box and a label that was not asked for
 
 

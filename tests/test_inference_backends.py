@@ -27,7 +27,7 @@ def _decode_data_url(url: str) -> Image.Image:
 
 
 def test_sampling_is_greedy_at_temperature_zero_and_rejects_unknown_keys():
-    assert Sampling().hf() == {"max_new_tokens": 1024, "do_sample": False}
+    assert Sampling().hf() == {"max_new_tokens": 2048, "do_sample": False}  # the reference inference default
     assert Sampling(temperature=0.7, top_p=0.9, max_new_tokens=8).hf() == {
         "max_new_tokens": 8,
         "do_sample": True,

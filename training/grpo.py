@@ -151,7 +151,7 @@ def run_grpo(s: GRPOSettings, callbacks=()) -> Path:
     state = process_state()
     record = RunRecord(s.db if state.is_main_process else None, "grpo", as_dict(s), s.run_name)
     try:
-        setup = build_grpo_trainer(s, record, callbacks)
+        setup = build_grpo_trainer(s, record, [*callbacks, record.log_recorder()])
         record.update(data=setup.report.summary(), processes=setup.trainer.accelerator.num_processes)
         trained = train_and_save(setup.trainer, s.output_dir, setup.checkpoint)
         failures = _judge_failures(setup.judge)

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import math
+import time
+
 from training.config import LoraSettings
 
 # Linear layers of the language model (Qwen2/2.5-VL, LLaVA-style and most HF VLM layouts).
 LANGUAGE_LINEAR = r".*(language_model|text_model).*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 VISION_PREFIXES = ("visual", "vision_tower", "vision_model")
+LOG_EVERY_S = 30.0  # how often the run record gets the training log (a long log rewritten at every step is I/O)
 
 
-def load_processor(model_path: str, image_max_pixels: int | None):
+def load_processor(model_path: str, image_max_pixels: int | None, *, only_lower: bool = False):
+    """The model's processor with images capped at `image_max_pixels` (`only_lower`: a smaller
+    limit of the processor's own is kept, as inference does)."""
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(model_path)
     if image_max_pixels is not None:
         ip = processor.image_processor
-        ip.size = {**dict(ip.size), "longest_edge": int(image_max_pixels)}
-        ip.size["shortest_edge"] = min(ip.size.get("shortest_edge", 0), int(image_max_pixels))
+        limit = int(image_max_pixels)
+        if only_lower and ip.size.get("longest_edge"):
+            limit = min(limit, int(ip.size["longest_edge"]))
+        ip.size = {**dict(ip.size), "longest_edge": limit}
+        ip.size["shortest_edge"] = min(ip.size.get("shortest_edge", 0), limit)
     return processor
 
 
@@ -82,6 +91,32 @@ class RunRecord:
     def update(self, **metrics) -> None:
         if self.store is not None:
             self.store.update_run(self.run_id, metrics=metrics)
+
+    def log_recorder(self, every_s: float = LOG_EVERY_S):
+        """A TrainerCallback (`RunLogRecorder`) that mirrors the trainer's log history (loss, KL,
+        each reward's mean: the numbers) into this record, for the workbench's training curves:
+        at the first log, then at most every `every_s` seconds, and at the end of training."""
+        from transformers import TrainerCallback
+
+        record = self
+
+        class RunLogRecorder(TrainerCallback):
+            last = -math.inf
+
+            def write(self, state):
+                self.last = time.monotonic()
+                history = [{k: v for k, v in e.items() if isinstance(v, (int, float))} for e in state.log_history]
+                record.update(log_history=history)
+
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                if state.is_world_process_zero and time.monotonic() - self.last >= every_s:
+                    self.write(state)
+
+            def on_train_end(self, args, state, control, **kwargs):
+                if state.is_world_process_zero:
+                    self.write(state)
+
+        return RunLogRecorder()
 
     def finish(self, status: str, **metrics) -> None:
         if self.store is not None:

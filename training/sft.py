@@ -92,7 +92,7 @@ def run_sft(s: SFTSettings, callbacks=()) -> Path:
     state = process_state()
     record = RunRecord(s.db if state.is_main_process else None, "sft", as_dict(s), s.run_name)
     try:
-        trainer, report = build_sft_trainer(s, callbacks)
+        trainer, report = build_sft_trainer(s, [*callbacks, record.log_recorder()])
         record.update(data=report.summary(), processes=trainer.accelerator.num_processes)
         resume = get_last_checkpoint(s.output_dir) if s.resume and Path(s.output_dir).is_dir() else None
         trained = train_and_save(trainer, s.output_dir, resume)

@@ -24,6 +24,7 @@ from workbench.draft import TABLE_HEADERS, Draft
 from workbench.history import DIFF_COLOURS, HISTORY_HEADERS, chain_diff, history_rows
 from workbench.preview import preview_markdown
 from workbench.render import ALL_STEPS, load_picture
+from workbench.runs_view import add_runs_tab
 from workbench.service import ANY, BROWSE_HEADERS, SORTS, VALIDITY, Filters, Page, Workbench
 from workbench.serving import DEFAULT_HOST, DEFAULT_PORT, ServePolicy, user_of
 from workbench.shortcuts import shortcuts_head, shortcuts_markdown
@@ -94,7 +95,7 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
         state = gr.State(Session())
         gr.Markdown(f"## SIF Workbench · `{store.path.name}`", elem_id="wb-title")
         whoami = gr.Markdown(elem_id="wb-user")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Curate", id="curate"):
                 with gr.Row():
                     with gr.Column(scale=2, min_width=340):
@@ -692,6 +693,18 @@ def build_app(store: Store, *, default_user: str | None = None) -> gr.Blocks:
         stats_out = [stats_md, plot_status, plot_depth, plot_hiou, plot_len]
         stats_refresh.click(on_stats, None, stats_out)
         stats_tab.select(on_stats, None, stats_out)
+
+        add_runs_tab(
+            wb,
+            tabs,
+            inputs=[state, show, show_gt],
+            outputs=[*open_out, panels],
+            open_prediction=lambda sess, show_v, gt_v, sid, rev: {
+                **open_sample(sess, sid, show_v, gt_v),
+                **outputs_panel(sess, rev),
+                panels: gr.Tabs(selected="outputs"),
+            },
+        )
     return app
 
 

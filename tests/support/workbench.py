@@ -16,7 +16,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 CURATORS = [("alice", "alice-pw"), ("bob", "bob-pw")]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 
 def free_port() -> int:
