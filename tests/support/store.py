@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sif.depth import encode_spectral_r
+from sif.chain import Chain, Region, Step, render_chain
+from sif.depth import DepthMap, encode_spectral_r
 from sif.prompts import sif_user_prompt
 from sif.synthetic import make_dataset
 
@@ -50,3 +51,48 @@ def released_record(root: Path, name: str, size=(48, 32), problem="What colour i
 def write_json(path: Path, records) -> Path:
     path.write_text(json.dumps(records), encoding="utf-8")
     return path
+
+
+def depth_ramp(size=(48, 32)) -> np.ndarray:
+    """A depth array that is nowhere flat: 0.05 at the top left to 0.95 at the bottom right."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (0.05 + 0.6 * xx / (w - 1) + 0.3 * yy / (h - 1)).astype(np.float32)
+
+
+MEASURED_BOXES = ((0.0, 0.0, 1.0, 1.0), (0.0, 0.0, 0.3, 0.5), (0.7, 0.5, 1.0, 1.0))
+
+
+def measured_chain(depth: np.ndarray, answer: str = "pink") -> str:
+    """A valid chain whose region depths are the box means of `depth` (3 decimals)."""
+    dmap = DepthMap(depth)
+    steps = tuple(
+        Step((Region(box, round(dmap.box_mean(box), 3)),), f"Looking at region {i}.")
+        for i, box in enumerate(MEASURED_BOXES, start=1)
+    )
+    return render_chain(Chain(steps, answer))
+
+
+def depth_record(
+    root: Path, name: str, picture: Image.Image, *, chain: str = RELEASED_CHAIN, dataset: str = "flickr30k", **extra
+) -> dict:
+    """A released-style SIF-50K record whose depth picture is `picture` (saved as images/NAME_d.png)."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", picture.size, (90, 120, 200)).save(root / "images" / f"{name}.jpg")
+    picture.save(root / "images" / f"{name}_d.png")
+    problem = f"What colour is the dress in {name}?"
+    image, depth_image = f"images/{name}.jpg", f"images/{name}_d.png"
+    return {
+        "dataset": dataset,
+        "image": image,
+        "depth_image": depth_image,
+        "problem": problem,
+        "normalized_solution_round": {"bbox_3d": [[0.266, 0.274, 0.301, 0.31]], "illegal_content": False},
+        "response": "pink",
+        "messages": [
+            {"role": "user", "content": sif_user_prompt(problem)},
+            {"role": "assistant", "content": chain},
+        ],
+        "images": [image, depth_image],
+        **extra,
+    }
