@@ -17,6 +17,12 @@ app.add_typer(train_app, name="train")
 app.add_typer(model_app, name="model")
 
 ConfigArg = Annotated[Path | None, typer.Option("--config", exists=True, dir_okay=False, help="YAML settings file.")]
+PrintConfigOption = Annotated[
+    bool,
+    typer.Option(
+        "--print-config", help="Print the resolved TRL and PEFT configuration (JSON) and exit; trains nothing."
+    ),
+]
 
 
 def _logging() -> None:
@@ -35,9 +41,17 @@ def model_tiny(
     typer.echo(f"wrote a tiny Qwen2.5-VL model to {path}")
 
 
-def _train(settings_cls, run, config: Path | None, set_: list[str] | None, label: str) -> None:
-    from common.settings import load_settings
+def _train(settings_cls, run, config: Path | None, set_: list[str] | None, label: str, print_config=False) -> None:
+    from common.settings import build, load_settings, read_settings
 
+    if print_config:  # model and data may stay unset: nothing is loaded
+        import json
+
+        from training.resolved import resolved_config
+
+        settings = build(settings_cls, read_settings(config, set_))
+        typer.echo(json.dumps(resolved_config(settings), indent=2, default=str, ensure_ascii=False))
+        return
     settings = load_settings(settings_cls, config, set_)
     _logging()
     path = run(settings)
@@ -45,21 +59,21 @@ def _train(settings_cls, run, config: Path | None, set_: list[str] | None, label
 
 
 @train_app.command("sft")
-def train_sft(config: ConfigArg = None, set_: SetOption = None):
+def train_sft(config: ConfigArg = None, set_: SetOption = None, print_config: PrintConfigOption = False):
     """Supervised fine-tuning (TRL SFTTrainer) on `sif export sft --format trl` data."""
     from training.config import SFTSettings
     from training.sft import run_sft
 
-    _train(SFTSettings, run_sft, config, set_, "SFT")
+    _train(SFTSettings, run_sft, config, set_, "SFT", print_config)
 
 
 @train_app.command("grpo")
-def train_grpo(config: ConfigArg = None, set_: SetOption = None):
+def train_grpo(config: ConfigArg = None, set_: SetOption = None, print_config: PrintConfigOption = False):
     """GRPO-SIF (TRL GRPOTrainer) with the format, progressive answer, grounding and depth rewards."""
     from training.config import GRPOSettings
     from training.grpo import run_grpo
 
-    _train(GRPOSettings, run_grpo, config, set_, "GRPO")
+    _train(GRPOSettings, run_grpo, config, set_, "GRPO", print_config)
 
 
 @train_app.command("demo-run")
