@@ -54,14 +54,16 @@ def measure(dataset: str, pairs: list[tuple[str, str]]) -> ConventionCheck:
     for path, text in pairs:
         try:
             dmap = DepthMap.load(path, "gray_disparity")
-            regions = [r for step in parse_chain(text).chain.steps for r in step.regions if r.depth is not None]
+            regions = [(r.bbox, r.depth) for step in parse_chain(text).chain.steps for r in step.regions]
         except (OSError, ValueError):
             continue
-        records += bool(regions)
-        for r in regions:
-            measured = dmap.box_mean(r.bbox)  # under gray_depth the mean is 1 − this
-            errors["gray_disparity"].append(abs(r.depth - measured))
-            errors["gray_depth"].append(abs(r.depth - (1.0 - measured)))
+        records += any(d is not None for _, d in regions)
+        for box, depth in regions:
+            if depth is None:
+                continue
+            measured = dmap.box_mean(box)  # under gray_depth the mean is 1 − this
+            errors["gray_disparity"].append(abs(depth - measured))
+            errors["gray_depth"].append(abs(depth - (1.0 - measured)))
     n = len(errors["gray_disparity"])
     if n == 0:
         return ConventionCheck(dataset, "gray_disparity", "no recorded depths to compare: FORMATS' reading")
@@ -100,18 +102,18 @@ def settle_depth_encodings(store, samples: list[tuple[dict, str | None]], *, see
         picked = random.Random(seed).sample(group, min(SAMPLE, len(group)))
         kinds = {k for k in (_picture_kind(f["depth"]) for f, _ in picked) if k is not None}
         if len(kinds) > 1:
-            per_item = [(f, c, _picture_kind(f["depth"])) for f, c in group]
+            per_item = [(f, c, _picture_kind(f["depth"]) or "spectral_r") for f, c in group]
         else:
-            kind = kinds.pop() if kinds else "spectral_r"
-            per_item = [(f, c, kind) for f, c in group]
+            only = kinds.pop() if kinds else "spectral_r"
+            per_item = [(f, c, only) for f, c in group]
         gray = [(f, c) for f, c, kind in per_item if kind == "gray"]
-        reading = None
+        reading = "gray_disparity"
         if gray:
             check = _gray_reading(store, dataset, gray, seed)
             notes.append(check.summary())
             reading = check.encoding
         for fields, _chain, kind in per_item:
-            fields["depth_encoding"] = reading if kind == "gray" else (kind or "spectral_r")
+            fields["depth_encoding"] = reading if kind == "gray" else kind
     return notes
 
 

@@ -145,11 +145,11 @@ def export_sft(
     out.mkdir(parents=True, exist_ok=True)
     records, skipped, per_dataset = [], Counter(), Counter()
     for sample, text, valid in _select(store, statuses, split):
-        files = "no chain" if text is None else _files(store, sample) if valid else "invalid chain"
-        if isinstance(files, str):
-            skipped[files] += 1
+        found = "no chain" if text is None else _files(store, sample) if valid else "invalid chain"
+        if isinstance(found, str):
+            skipped[found] += 1
             continue
-        records.append(_sft_record(sample, text, files, fmt))
+        records.append(_sft_record(sample, text, found, fmt))
         per_dataset[sample.dataset] += 1
     files = []
     if fmt == "trl":
@@ -241,11 +241,11 @@ def export_rl(
     pool: dict[str, list[tuple[Sample, _Files]]] = {}
     skipped = Counter()
     for sample, _text, _valid in _select(store, statuses, split):
-        files = "no ground-truth boxes" if not sample.gt_boxes else _files(store, sample)
-        if isinstance(files, str):
-            skipped[files] += 1
+        found = "no ground-truth boxes" if not sample.gt_boxes else _files(store, sample)
+        if isinstance(found, str):
+            skipped[found] += 1
             continue
-        pool.setdefault(sample.dataset, []).append((sample, files))
+        pool.setdefault(sample.dataset, []).append((sample, found))
     quotas = stratified_quotas({k: len(v) for k, v in pool.items()}, n)
     rng = random.Random(seed)
     chosen = [s for k in sorted(pool) for s in rng.sample(pool[k], quotas[k])]

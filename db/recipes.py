@@ -27,7 +27,8 @@ def paper_selection(records: list, *, seed: int = 0, per_dataset: int = PER_DATA
         if isinstance(record, dict) and isinstance(record.get("dataset"), str):
             groups[record["dataset"]].append(i)
     dropped: set[int] = set()
-    excluded, capped = Counter(), {}
+    excluded: Counter[str] = Counter()
+    capped: dict[str, int] = {}
     for dataset, positions in sorted(groups.items()):
         if dataset.strip().lower() in TEXT_HEAVY:
             excluded[dataset] = len(positions)

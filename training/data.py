@@ -110,9 +110,9 @@ def load_sft_rows(
         try:
             prompt = _require(record, "prompt", list)
             completion = _require(record, "completion", list)
-            images = _require(record, "images", list)
-            _images_exist(images)
-            images = _model_images(images, record.get("depth_encoding"))
+            given = _require(record, "images", list)
+            _images_exist(given)  # type: ignore[arg-type]
+            images = _model_images(given, record.get("depth_encoding"))  # type: ignore[arg-type]
         except KeyError as exc:
             report.skip(str(exc.args[0]), where)
             continue

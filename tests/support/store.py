@@ -27,25 +27,10 @@ def synth_folder(root: Path, n: int = 8, seed: int = 3) -> Path:
 
 
 def released_record(root: Path, name: str, size=(48, 32), problem="What colour is the girl's dress?") -> dict:
-    """A record shaped like the released SIF-50K JSON (no id, width or height), with its files."""
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, (90, 120, 200)).save(root / "images" / f"{name}.jpg")
-    depth = np.full((size[1], size[0]), 0.5, dtype=np.float32)
-    Image.fromarray(encode_spectral_r(depth)).save(root / "images" / f"{name}_d.png")
-    image, depth_image = f"images/{name}.jpg", f"images/{name}_d.png"
-    return {
-        "dataset": "flickr30k",
-        "image": image,
-        "depth_image": depth_image,
-        "problem": problem,
-        "normalized_solution_round": {"bbox_3d": [[0.266, 0.274, 0.301, 0.31]], "illegal_content": False},
-        "response": "pink",
-        "messages": [
-            {"role": "user", "content": sif_user_prompt(problem)},
-            {"role": "assistant", "content": RELEASED_CHAIN},
-        ],
-        "images": [image, depth_image],
-    }
+    """A record shaped like the released SIF-50K JSON (no id, width or height), with its files:
+    a flat 0.5 `spectral_r` depth picture."""
+    flat = Image.fromarray(encode_spectral_r(np.full((size[1], size[0]), 0.5, dtype=np.float32)))
+    return depth_record(root, name, flat, problem=problem)
 
 
 def write_json(path: Path, records) -> Path:
@@ -74,13 +59,20 @@ def measured_chain(depth: np.ndarray, answer: str = "pink") -> str:
 
 
 def depth_record(
-    root: Path, name: str, picture: Image.Image, *, chain: str = RELEASED_CHAIN, dataset: str = "flickr30k", **extra
+    root: Path,
+    name: str,
+    picture: Image.Image,
+    *,
+    chain: str = RELEASED_CHAIN,
+    dataset: str = "flickr30k",
+    problem: str | None = None,
+    **extra,
 ) -> dict:
     """A released-style SIF-50K record whose depth picture is `picture` (saved as images/NAME_d.png)."""
     (root / "images").mkdir(parents=True, exist_ok=True)
     Image.new("RGB", picture.size, (90, 120, 200)).save(root / "images" / f"{name}.jpg")
     picture.save(root / "images" / f"{name}_d.png")
-    problem = f"What colour is the dress in {name}?"
+    problem = problem or f"What colour is the dress in {name}?"
     image, depth_image = f"images/{name}.jpg", f"images/{name}_d.png"
     return {
         "dataset": dataset,
