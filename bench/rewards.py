@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sif.chain import Chain, Region, Step, parse_chain, render_chain, validate_chain
 from sif.depth import SPECTRAL_R, DepthMap, clear_depth_cache, encode_spectral_r
 from sif.geometry import iou_matrix
-from sif.rewards import DEPTH_FLOOR, DEPTH_TOLERANCE, bbox_reward, depth_reward, format_reward
+from sif.rewards import DEPTH_TOLERANCE, bbox_reward, depth_reward, format_reward
 
 WIDTH, HEIGHT, GROUP = 1280, 960, 8
 
@@ -93,7 +93,7 @@ def baseline_depth(text: str, path: Path) -> float:
         c1, r1 = int(np.floor(x1 * W)), int(np.floor(y1 * H))
         c2, r2 = max(int(np.ceil(x2 * W)), c1 + 1), max(int(np.ceil(y2 * H)), r1 + 1)
         gt = float(depth[r1:r2, c1:c2].mean())
-        ok += abs(r.depth - gt) <= max(DEPTH_TOLERANCE * gt, DEPTH_FLOOR)
+        ok += abs(r.depth - gt) <= DEPTH_TOLERANCE * gt
     return float(ok == len(regions)) if regions else 0.0
 
 

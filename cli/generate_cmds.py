@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.main import app
-from cli.options import DEFAULT_DB, DbOption, SetOption
+from cli.options import DEFAULT_DB, DbOption, SetOption, fail
 
 
 @app.command()
@@ -44,7 +44,7 @@ def generate(
         str | None,
         typer.Option(
             "--depth-model",
-            help="Depth estimator for samples without a depth map: HF id, local path, or tiny (default: Depth Anything V2 small).",
+            help="Depth estimator for samples without a depth map: HF id, local path, large, small or tiny (default: Depth Anything V2 Large, as the paper).",
             show_default=False,
         ),
     ] = None,
@@ -63,6 +63,7 @@ def generate(
     from common.settings import build, read_settings
     from datagen.generation import GenerateConfig
     from datagen.generation import generate as run_generate
+    from db.renderings import rendering_hint
     from db.store import Store
 
     values = read_settings(config, set_)
@@ -90,6 +91,7 @@ def generate(
             on_start=lambda run_id: typer.echo(f"run {run_id} started", err=True),
             **values,
         )
+        hint = rendering_hint(store)
     m = summary.metrics
     typer.echo(
         f"run {summary.run_id}: {m['generated']} generated ({m['repaired']} repaired), {m['invalid']} invalid, "
@@ -100,3 +102,7 @@ def generate(
         typer.echo(f"  {line}", err=True)
     if len(summary.errors) > 20:
         typer.echo(f"  … and {len(summary.errors) - 20} more", err=True)
+    if hint:
+        typer.echo(hint)
+    if m["skipped"] and not m["generated"] + m["invalid"] + m["request_failed"]:
+        fail(f"every sample was skipped ({m['skipped']}): nothing was generated; the reasons are listed above")

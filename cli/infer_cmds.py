@@ -1,4 +1,4 @@
-"""Inference commands: `sif infer`, `sif demo`, `sif depth`."""
+"""Inference commands: `sif infer`, `sif demo`."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ DepthModelOption = Annotated[
     str | None,
     typer.Option(
         "--depth-model",
-        help="Depth estimator for images without a depth map: HF id, local path, tiny (offline, random) or flat (default: Depth Anything V2 small; flat for the tiny demo model).",
+        help="Depth estimator for images without a depth map: HF id, local path, large, small, tiny (offline, "
+        "random) or flat (default: Depth Anything V2 Large; flat for the tiny demo model).",
         show_default=False,
     ),
 ]
@@ -174,31 +175,3 @@ def demo(
         host=host,
         port=port,
     )
-
-
-@app.command()
-def depth(
-    images: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Image files.")],
-    out: Annotated[
-        Path, typer.Option("--out", help="Folder for NAME_depth.png (gray16_depth) and NAME_d.png (spectral_r).")
-    ] = Path("depth"),
-    depth_model: Annotated[
-        str | None,
-        typer.Option(
-            "--depth-model",
-            help="HF id, local path, or tiny (offline, random weights). Default: Depth Anything V2 small.",
-            show_default=False,
-        ),
-    ] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
-):
-    """Estimate depth maps (Depth Anything V2) in the project's convention: 0 nearest, 1 farthest."""
-    from common.settings import DEFAULT_DEPTH_MODEL
-    from datagen.depth_model import estimate_depth_files
-
-    result = estimate_depth_files(images, out, depth_model or DEFAULT_DEPTH_MODEL, progress=progress)
-    for path, why in result.failed:
-        typer.secho(f"skipped {path}: {why}", fg=typer.colors.YELLOW, err=True)
-    typer.echo(f"wrote {len(result.written)} depth map(s) to {out}; {len(result.failed)} failed")
-    if result.failed:
-        raise typer.Exit(1)

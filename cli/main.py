@@ -33,6 +33,7 @@ app = typer.Typer(
 # Each module registers its commands on `app` (or a sub-app added to it).
 from cli import (  # noqa: E402
     core_cmds,  # noqa: F401
+    depth_cmds,  # noqa: F401
     eval_cmds,  # noqa: F401
     generate_cmds,  # noqa: F401
     infer_cmds,  # noqa: F401

@@ -46,18 +46,36 @@ def _import(
     allow_missing: bool,
     show: int,
     unpad_boxes: bool = False,
+    recipe: str | None = None,
+    seed: int = 0,
 ) -> None:
     from db.importers import import_dataset
+    from db.renderings import rendering_hint
 
     store, report = import_dataset(
-        db, kind, file, source_dir, data_root=data_root, allow_missing=allow_missing, unpad_boxes=unpad_boxes
+        db,
+        kind,
+        file,
+        source_dir,
+        data_root=data_root,
+        allow_missing=allow_missing,
+        unpad_boxes=unpad_boxes,
+        recipe=recipe,
+        seed=seed,
     )
-    store.close()
+    with store:
+        hint = rendering_hint(store)
     for line in report.errors[:show]:
         typer.secho(line, fg=typer.colors.YELLOW, err=True)
     if len(report.errors) > show:
         typer.secho(f"… and {len(report.errors) - show} more errors", fg=typer.colors.YELLOW, err=True)
+    for note in report.notes:
+        typer.echo(note)
     typer.echo(f"{store.path}: {report.summary()}")
+    if hint:
+        typer.echo(hint)
+    if report.records and report.added + report.existing == 0:
+        fail("no record could be imported (see the errors above)")
 
 
 @import_app.command("sif50k")
@@ -82,8 +100,18 @@ def import_sif50k(
     _import("sif50k", db, file, root, data_root, allow_missing, show, unpad_boxes)
 
 
-def _images_importer(kind: str, doc: str):
-    """`sif import KIND FILE --images DIR`: a dataset whose records name images in one folder."""
+RecipeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--recipe", help="paper: the paper's selection (text-heavy subsets left out, at most 10,000 per dataset)."
+    ),
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the recipe's draw.")]
+
+
+def _images_importer(kind: str, doc: str, *, recipes: bool = False):
+    """`sif import KIND FILE --images DIR`: a dataset whose records name images in one folder
+    (with `--recipe`/`--seed` where a recipe exists)."""
 
     def command(
         file: FileArg,
@@ -93,10 +121,17 @@ def _images_importer(kind: str, doc: str):
         db: DbOption = DEFAULT_DB,
         data_root: DataRootOption = None,
         allow_missing: MissingOption = False,
+        recipe: RecipeOption = None,
+        seed: SeedOption = 0,
         show: ShowOption = 20,
     ):
-        _import(kind, db, file, images, data_root, allow_missing, show)
+        if recipe is not None and not recipes:
+            fail(f"--recipe: {kind} imports have no recipe")
+        _import(kind, db, file, images, data_root, allow_missing, show, recipe=recipe, seed=seed)
 
+    if not recipes:  # the options stay out of this command's help
+        command.__annotations__["recipe"] = Annotated[str | None, typer.Option("--recipe", hidden=True)]
+        command.__annotations__["seed"] = Annotated[int, typer.Option("--seed", hidden=True)]
     command.__doc__ = doc
     import_app.command(kind)(command)
 
@@ -104,6 +139,7 @@ def _images_importer(kind: str, doc: str):
 _images_importer(
     "viscot",
     "Import Visual-CoT raw JSONL (pixel boxes) or LLaVA-style JSON (square-padded boxes, undone); no chains yet.",
+    recipes=True,
 )
 _images_importer("tallyqa", "Import TallyQA counting questions with the counted objects' pixel boxes.")
 
@@ -137,7 +173,14 @@ def export_sft(
 
     with _open(db) as store:
         report = run(store, out, statuses=status, fmt=fmt, split=None if split == "all" else split)
+    _exported(report)
+
+
+def _exported(report) -> None:
+    """Print an export's summary; one that wrote no sample exits 1 saying why."""
     typer.echo(report.summary())
+    if report.nothing_exported():
+        fail(report.nothing_exported())
 
 
 @export_app.command("rl")
@@ -156,7 +199,7 @@ def export_rl(
 
     with _open(db) as store:
         report = run(store, out, n=n, seed=seed, statuses=status, split=None if split == "all" else split)
-    typer.echo(report.summary())
+    _exported(report)
 
 
 @app.command()

@@ -19,6 +19,12 @@ app.add_typer(train_app, name="train")
 app.add_typer(model_app, name="model")
 
 ConfigArg = Annotated[Path | None, typer.Option("--config", exists=True, dir_okay=False, help="YAML settings file.")]
+PrintConfigOption = Annotated[
+    bool,
+    typer.Option(
+        "--print-config", help="Print the resolved TRL and PEFT configuration (JSON) and exit; trains nothing."
+    ),
+]
 
 
 def _logging() -> None:
@@ -65,13 +71,27 @@ PrintCommandOption = Annotated[bool, typer.Option("--print-command", help="Print
 
 
 def _train(
-    stage: str, label: str, config: Path | None, set_: list[str] | None, launch: LaunchOptions, print_command: bool
+    stage: str,
+    label: str,
+    config: Path | None,
+    set_: list[str] | None,
+    launch: LaunchOptions,
+    print_command: bool,
+    print_config: bool,
 ) -> None:
     """Train in this process, or start every process through `accelerate launch` (training/launch.py)."""
-    from common.settings import load_settings
+    from common.settings import build, load_settings, read_settings
     from training.launch import check_can_run, launch_command, launched
 
     settings_cls, run = _STAGES[stage]()
+    if print_config:  # model and data may stay unset: nothing is loaded
+        import json
+
+        from training.resolved import resolved_config
+
+        settings = build(settings_cls, read_settings(config, set_))
+        typer.echo(json.dumps(resolved_config(settings), indent=2, default=str, ensure_ascii=False))
+        return
     settings = load_settings(settings_cls, config, set_)  # bad settings fail here, before any process starts
     train_args = (["--config", str(config)] if config else []) + [a for s in set_ or [] for a in ("--set", s)]
     command = None if launched() else launch_command(stage, train_args, launch)
@@ -123,9 +143,10 @@ def _train_command(stage: str, label: str, doc: str) -> None:
         main_port: MainPortOption = DEFAULT_PORT,
         cpu_processes: CpuProcessesOption = 0,
         print_command: PrintCommandOption = False,
+        print_config: PrintConfigOption = False,
     ):
         launch = LaunchOptions(gpus, strategy, nodes, node_rank, main_address, main_port, cpu_processes)
-        _train(stage, label, config, set_, launch, print_command)
+        _train(stage, label, config, set_, launch, print_command, print_config)
 
     train_app.command(stage, help=doc)(command)
 

@@ -16,8 +16,19 @@ from sif.errors import ConfigError
 
 T = TypeVar("T")
 
-# The depth estimator used when a sample or an image has no depth map of its own.
-DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
+# Depth Anything V2 checkpoints by name. The paper estimated SIF-50K's depth with Large, the
+# default for samples and images without a depth map of their own; `small` is the light option.
+DEPTH_MODELS = {
+    "large": "depth-anything/Depth-Anything-V2-Large-hf",
+    "base": "depth-anything/Depth-Anything-V2-Base-hf",
+    "small": "depth-anything/Depth-Anything-V2-Small-hf",
+}
+DEFAULT_DEPTH_MODEL = DEPTH_MODELS["large"]
+
+
+def depth_model_id(name: str) -> str:
+    """A depth model's hub id, local path or `tiny`, with the names above resolved."""
+    return DEPTH_MODELS.get(name, name)
 
 
 def parse_overrides(pairs: list[str] | None) -> dict:

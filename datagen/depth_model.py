@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from common.settings import DEFAULT_DEPTH_MODEL
+from common.settings import DEFAULT_DEPTH_MODEL, depth_model_id
 from sif.depth import encode_spectral_r, from_disparity, save_gray16
 from sif.errors import ConfigError
 
@@ -79,9 +79,13 @@ def build_tiny_depth_model():
     return model, processor
 
 
-@functools.lru_cache(maxsize=2)
 def load_depth_model(name: str = DEFAULT_DEPTH_MODEL) -> LoadedDepthModel:
-    """The estimator `name` (HF id, local directory, or `tiny`), loaded once per process."""
+    """The estimator `name` (HF id, local directory, `large`/`base`/`small`, or `tiny`), loaded once per process."""
+    return _load_depth_model(depth_model_id(name))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_depth_model(name: str) -> LoadedDepthModel:
     if name == TINY:
         model, processor = build_tiny_depth_model()
     else:

@@ -28,12 +28,12 @@ import numpy as np
 
 from common.openai_client import ChatClient, ChatConfig, ChatError
 from common.settings import DEFAULT_DEPTH_MODEL
-from datagen.depth_source import DepthEstimator, estimate_and_cache, estimated_depth_path
-from datagen.instruction import open_rgb, teacher_messages
+from datagen.depth_source import DepthEstimator, estimate_and_cache
+from datagen.instruction import teacher_messages
 from datagen.progress import progress_bar
 from datagen.reply import DEFAULT_BOX_TOLERANCE, check_reply
 from datagen.teachers import OpenAITeacher, TeacherJob, TemplateTeacher
-from db.store import ChainAnalysis, StoreError, analyse_chain
+from db.store import ChainAnalysis, StoreError, analyse_chain, depth_source
 from sif.chain import Chain
 from sif.depth import DepthMap
 from sif.errors import ConfigError
@@ -179,14 +179,17 @@ def plan_request(
 
 
 def sample_files(store, sample) -> tuple[str, tuple[str, str] | None]:
-    """The sample's picture and its own depth map as (path, encoding), or None; refuses a sample
-    that cannot be trained on (even the template teacher)."""
+    """The sample's picture and its own exact depth map as (path, encoding), or None when it has
+    none; refuses a sample that cannot be trained on (even the template teacher)."""
     if not sample.gt_boxes:
         raise ConfigError(f"sample {sample.id}: gt_boxes is empty")
     image_path = store.resolve(sample.image)
     if not image_path.is_file():
         raise FileNotFoundError(f"image not found: {image_path}")
-    depth = (str(store.resolve(sample.depth)), sample.depth_encoding or "auto") if sample.depth else None
+    source = depth_source(sample)
+    depth = store.depth_file(sample)
+    if source is not None and depth is None:
+        raise FileNotFoundError(f"depth map not found: {store.resolve(source[0])}")
     return str(image_path), depth
 
 
@@ -194,10 +197,8 @@ def prepare_sample(store, sample, cfg: GenerateConfig, *, needs_images: bool, es
     """Depth (estimated and cached when the sample has none), plan and request, in this thread."""
     image_path, depth = sample_files(store, sample)
     image = new_depth = None
-    if depth is None:  # the depth model wants the full picture
-        image = open_rgb(image_path)
-        path = estimated_depth_path(store.data_root, estimator, sample.id)
-        depth = estimate_and_cache(image, path, estimator)
+    if depth is None:
+        path, depth, image = estimate_and_cache(image_path, store.data_root, estimator)
         new_depth = store.relative(path)
     return Prepared(plan_request(image_path, depth, sample, cfg, needs_images=needs_images, image=image), new_depth)
 
@@ -311,7 +312,7 @@ class _Run:
         """(sample, Prepared) ready for the teacher, or None for a bad record (counted, reported)."""
         sample = self.store.get_sample(sample_id)
         try:
-            if self._workers is not None and sample.depth:  # all of it in a worker process
+            if self._workers is not None and depth_source(sample) is not None:  # all of it in a worker process
                 image_path, depth = sample_files(self.store, sample)
                 prepared = Prepared(
                     await self._workers.run(
@@ -327,13 +328,13 @@ class _Run:
                     needs_images=self.teacher.needs_images,
                     estimator=self.estimator,
                 )
+            if prepared.new_depth:
+                self.store.update_sample_depth(sample.id, prepared.new_depth, "gray16_depth")
+                sample = self.store.get_sample(sample_id)  # its depth map is now known: the reply's analysis reads it
         except (OSError, ValueError, KeyError, StoreError) as exc:  # a bad record: report it and go on
             self.counts["skipped"] += 1
             self.errors.append(f"sample {sample_id}: {exc}")
             return None
-        if prepared.new_depth:
-            self.store.update_sample_depth(sample.id, prepared.new_depth, "gray16_depth")
-            sample = self.store.get_sample(sample_id)  # its depth map is now known: the reply's analysis reads it
         return sample, prepared
 
     async def answer(self, sample, prepared: Prepared) -> None:

@@ -83,7 +83,7 @@ def teacher_instruction(question: str, answer: str, plan: FocusPlan) -> str:
         "<text>…</text>",
         "… one <area>/<text> pair per step …",
         "</think>",
-        "<answer>the correct answer</answer>",
+        "<answer>the correct answer, in one short sentence of your own</answer>",
     ]
     return "\n".join(lines)
 

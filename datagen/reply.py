@@ -2,8 +2,10 @@
 
 Safe repairs: wrapping prose or code fences around the chain, numbers not in canonical form,
 boxes that drift from the plan within a tolerance (snapped back to the planned boxes), depths
-(always the planned ones, which come from the depth map), and the answer (always the ground
-truth, since the teacher was told it). Anything else — unclosed or stray tags, missing or extra steps, a step with
+(always the planned ones, which come from the depth map), and an answer that disagrees with the
+ground truth (replaced by it, since the teacher was told it). The teacher's own answer sentence
+is kept when it agrees, as in SIF-50K; the short ground truth stays on the sample for rewards
+and evaluation. Anything else — unclosed or stray tags, missing or extra steps, a step with
 another number of regions, a box beyond the tolerance, an empty text — leaves the reply
 invalid, and it is stored verbatim with these problems.
 """
@@ -18,6 +20,7 @@ from scipy.optimize import linear_sum_assignment
 
 from sif.chain import Chain, Region, Step, parse_chain, render_chain, validate_chain
 from sif.plan import FocusPlan
+from sif.rewards import normalize_answer, rule_based_score
 
 DEFAULT_BOX_TOLERANCE = 0.02  # largest |coordinate difference| from the planned box, normalized
 _FENCE = re.compile(r"^\s*```[\w-]*\s*$", re.M)
@@ -67,6 +70,17 @@ def _match_regions(got: tuple[Region, ...], planned: list[Region]) -> tuple[list
     return order, drifts
 
 
+def answer_agrees(truth: str, sentence: str) -> bool:
+    """Whether the teacher's answer sentence gives the ground-truth answer: the rule-based scorer
+    says so, or (for answers that are not a yes/no or a number) it contains every word of it."""
+    if rule_based_score("", truth, sentence) == 1.0:
+        return True
+    words = normalize_answer(truth).split()
+    if not words or words[0] in ("yes", "no") or any(w.replace(".", "", 1).isdigit() for w in words):
+        return False
+    return set(words) <= set(normalize_answer(sentence).split())
+
+
 def check_reply(reply: str, plan: FocusPlan, answer: str, *, tolerance: float = DEFAULT_BOX_TOLERANCE) -> ReplyCheck:
     """Check `reply` against `plan` and the ground-truth `answer`; repair what is safe."""
     candidate = extract_chain_text(reply)
@@ -102,7 +116,8 @@ def check_reply(reply: str, plan: FocusPlan, answer: str, *, tolerance: float = 
     if problems:
         return ReplyCheck(None, problems + [str(p) for p in format_problems], repairs, max_drift)
 
-    chain = Chain(tuple(new_steps), answer.strip())
+    given = (parsed.chain.answer or "").strip()
+    chain = Chain(tuple(new_steps), given if given and answer_agrees(answer, given) else answer.strip())
     final_problems = validate_chain(render_chain(chain))
     if final_problems:  # e.g. a text that itself contains tags
         return ReplyCheck(None, [str(p) for p in final_problems], repairs, max_drift)
@@ -114,6 +129,6 @@ def check_reply(reply: str, plan: FocusPlan, answer: str, *, tolerance: float = 
     planned_depths = sorted(r.depth for s in plan.steps for r in s)
     if not np.allclose(got_depths, planned_depths, atol=5e-4):
         repairs.append("refilled depths from the depth map")
-    if (parsed.chain.answer or "").strip() != answer.strip():
+    if chain.answer != given:
         repairs.append(f"answer {parsed.chain.answer!r} replaced by the ground truth")
     return ReplyCheck(chain, [], repairs, max_drift)

@@ -2,7 +2,9 @@
 subset, each with a manifest saying what went in, what was skipped and why.
 
 Only valid current chains are exported for SFT; image paths are written absolute, so the files
-work from any folder (and `sif import sif50k` reads the LLaMA-Factory file back unchanged).
+work from any folder (and `sif import sif50k` reads the LLaMA-Factory file back unchanged). The
+second image is always the `spectral_r` picture models see (`Store.model_depth_image`), whatever
+the sample's origin; the exact map travels beside it (`depth_map`) for rewards and depth checks.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from db.store import DEPTH_MAP_KEY, Sample, Store, now, sample_from_row
+from db.store import Sample, Store, StoreError, now, sample_from_row
 from sif.errors import ConfigError
 from sif.prompts import sif_user_message, sif_user_prompt
 
@@ -32,6 +34,18 @@ class ExportReport:
     def summary(self) -> str:
         skipped = ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())) or "none"
         return f"exported {self.exported} samples to {', '.join(map(str, self.files))}; skipped: {skipped}"
+
+    def nothing_exported(self) -> str | None:
+        """Why an export that wrote no sample is useless (None when it wrote some)."""
+        if self.exported:
+            return None
+        if not self.skipped:
+            return "nothing exported: no sample matches the filters"
+        return (
+            "nothing exported: every sample was skipped ("
+            + ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items()))
+            + ")"
+        )
 
 
 def _select(store: Store, statuses, split: str | None):
@@ -54,32 +68,49 @@ def _select(store: Store, statuses, split: str | None):
         yield sample_from_row(row), row["chain_text"], bool(row["chain_valid"])
 
 
-def _files_reason(store: Store, sample: Sample) -> str | None:
-    if sample.missing or not store.resolve(sample.image).is_file():
+@dataclass
+class _Files:
+    """The absolute files of one exported sample: picture, the depth picture the model sees
+    (`spectral_r`), and the exact depth map with its encoding."""
+
+    image: str
+    depth_image: str
+    depth_map: str
+    depth_map_encoding: str
+
+
+def _files(store: Store, sample: Sample) -> _Files | str:
+    """The sample's files, or why it cannot be exported."""
+    image = store.resolve(sample.image)
+    if sample.missing or not image.is_file():
         return "image file missing"
-    if not sample.depth:
-        return "no depth image"
-    if not store.resolve(sample.depth).is_file():
-        return "depth image file missing"
-    return None
+    exact = store.depth_file(sample)
+    if exact is None:
+        return "depth image file missing" if (sample.depth or sample.meta.get("depth_map")) else "no depth image"
+    try:
+        picture = store.model_depth_image(sample)
+    except (OSError, ValueError, StoreError):
+        return "depth rendering could not be written"
+    return _Files(str(image), str(picture), *exact)
 
 
-def _sft_record(store: Store, sample: Sample, text: str, fmt: str) -> dict:
-    image, depth = str(store.resolve(sample.image)), str(store.resolve(sample.depth))
+def _sft_record(sample: Sample, text: str, files: _Files, fmt: str) -> dict:
+    images = [files.image, files.depth_image]
     if fmt == "trl":
         return {
             "sample_id": sample.id,
             "prompt": [sif_user_message(sample.question)],
             "completion": [{"role": "assistant", "content": text}],
-            "images": [image, depth],
+            "images": images,
+            "depth_encoding": "spectral_r",
         }
     record = {
         "id": sample.source_id,
         "sample_id": sample.id,
         "dataset": sample.dataset,
-        "image": image,
-        "depth_image": depth,
-        "depth_encoding": sample.depth_encoding,
+        "image": files.image,
+        "depth_image": files.depth_image,
+        "depth_encoding": "spectral_r",
         "problem": sample.question,
         "normalized_solution_round": {"bbox_3d": sample.gt_boxes, "illegal_content": False},
         "response": sample.answer,
@@ -87,13 +118,15 @@ def _sft_record(store: Store, sample: Sample, text: str, fmt: str) -> dict:
             {"role": "user", "content": sif_user_prompt(sample.question)},
             {"role": "assistant", "content": text},
         ],
-        "images": [image, depth],
+        "images": images,
         "split": sample.split,
         "width": sample.width,
         "height": sample.height,
     }
-    if sample.meta.get(DEPTH_MAP_KEY):
-        record["depth_map"] = str(store.resolve(sample.meta[DEPTH_MAP_KEY]))
+    if files.depth_map != files.depth_image:
+        record["depth_map"] = files.depth_map
+        if files.depth_map_encoding != "gray16_depth":
+            record["depth_map_encoding"] = files.depth_map_encoding
     return record
 
 
@@ -112,12 +145,11 @@ def export_sft(
     out.mkdir(parents=True, exist_ok=True)
     records, skipped, per_dataset = [], Counter(), Counter()
     for sample, text, valid in _select(store, statuses, split):
-        reason = "no chain" if text is None else None if valid else "invalid chain"
-        reason = reason or _files_reason(store, sample)
-        if reason:
-            skipped[reason] += 1
+        found = "no chain" if text is None else _files(store, sample) if valid else "invalid chain"
+        if isinstance(found, str):
+            skipped[found] += 1
             continue
-        records.append(_sft_record(store, sample, text, fmt))
+        records.append(_sft_record(sample, text, found, fmt))
         per_dataset[sample.dataset] += 1
     files = []
     if fmt == "trl":
@@ -206,14 +238,14 @@ def export_rl(
     """Write the RL subset (ground truth, not chains), stratified by source dataset, as JSONL."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    pool: dict[str, list[Sample]] = {}
+    pool: dict[str, list[tuple[Sample, _Files]]] = {}
     skipped = Counter()
     for sample, _text, _valid in _select(store, statuses, split):
-        reason = "no ground-truth boxes" if not sample.gt_boxes else _files_reason(store, sample)
-        if reason:
-            skipped[reason] += 1
+        found = "no ground-truth boxes" if not sample.gt_boxes else _files(store, sample)
+        if isinstance(found, str):
+            skipped[found] += 1
             continue
-        pool.setdefault(sample.dataset, []).append(sample)
+        pool.setdefault(sample.dataset, []).append((sample, found))
     quotas = stratified_quotas({k: len(v) for k, v in pool.items()}, n)
     rng = random.Random(seed)
     chosen = [s for k in sorted(pool) for s in rng.sample(pool[k], quotas[k])]
@@ -225,17 +257,19 @@ def export_rl(
                 "question": s.question,
                 "answer": s.answer,
                 "gt_boxes": s.gt_boxes,
-                "image": str(store.resolve(s.image)),
-                "depth_image": str(store.resolve(s.depth)),
-                "depth_encoding": s.depth_encoding,
+                "image": f.image,
+                "depth_image": f.depth_image,  # what the model sees
+                "depth_encoding": "spectral_r",
+                "depth_map": f.depth_map,  # what the depth reward measures against
+                "depth_map_encoding": f.depth_map_encoding,
             },
             ensure_ascii=False,
         )
         + "\n"
-        for s in chosen
+        for s, f in chosen
     ]
     out.write_text("".join(lines), encoding="utf-8")
-    per_dataset = dict(sorted(Counter(s.dataset for s in chosen).items()))
+    per_dataset = dict(sorted(Counter(s.dataset for s, _ in chosen).items()))
     report = ExportReport([out], len(chosen), per_dataset, dict(skipped))
     manifest = out.with_name(out.stem + ".manifest.json")
     filters = {"status": statuses or "all but rejected", "split": split or "all", "n": n, "seed": seed}

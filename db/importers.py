@@ -23,7 +23,9 @@ from types import SimpleNamespace
 
 from PIL import Image
 
-from db.store import DEPTH_MAP_KEY, ChainAnalysis, Store, StoreError, analyse_chain, check_boxes
+from db.depth_convention import settle_depth_encodings
+from db.recipes import LEFT_OUT, apply_recipe
+from db.store import DEPTH_MAP_ENCODING_KEY, DEPTH_MAP_KEY, ChainAnalysis, Store, StoreError, analyse_chain, check_boxes
 from sif.errors import RecordError
 from sif.geometry import to_normalized
 from sif.records import read_records
@@ -50,6 +52,7 @@ class ImportReport:
     chains_added: int = 0
     missing_images: int = 0
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # how the data was read: depth conventions, selections
 
     def summary(self) -> str:
         return (
@@ -77,6 +80,8 @@ def import_records(
     report = ImportReport()
     items: list[tuple[int, Incoming]] = []
     for index, record in enumerate(records):
+        if record is LEFT_OUT:  # not selected by the recipe
+            continue
         report.records += 1
         try:
             if isinstance(record, RecordError):  # unreadable in the file
@@ -89,6 +94,7 @@ def import_records(
             report.errors.append(f"record {index}: {exc}")
             continue
         items.append((index, item))
+    report.notes += settle_depth_encodings(store, [(item.sample, item.chain) for _, item in items])
     with _analyser(store, [item for _, item in items], workers) as analyses:
         rows = zip(items, analyses)
         if progress:
@@ -152,15 +158,19 @@ def _analyse_item(k: int) -> ChainAnalysis | None:
 
 
 def _check_files(store: Store, item: Incoming, allow_missing: bool, report: ImportReport) -> None:
-    """Paths inside the data root first, then files present (or allowed missing), then the size."""
-    image = Path(item.sample["image"])
+    """Paths inside the data root first, then files present (or allowed missing), then the size.
+    Each file is looked for where the store will say it is: its path is made absolute by the
+    same computation that stores it, so what was checked is what later commands open."""
     sample = item.sample
+    where = {}
     for key, name in (("image", "image"), ("depth", "depth_image")):
         if sample.get(key) is not None:
             try:
-                store.relative(sample[key])
+                where[str(sample[key])] = sample[key] = str(store.resolve(store.relative(sample[key])))
             except StoreError as exc:
                 raise RecordError(str(exc), field=name) from None
+    item.size_from = tuple(Path(where.get(str(p), p)) for p in item.size_from)
+    image = Path(sample["image"])
     if not image.is_file():
         if not allow_missing:
             raise RecordError(
@@ -317,6 +327,8 @@ def sif50k_converter(root: Path, *, unpad_boxes: bool = False) -> Callable[[dict
             meta["illegal_content"] = True
         if record.get("depth_map"):
             meta[DEPTH_MAP_KEY] = str(root / record["depth_map"])
+            if record.get("depth_map_encoding"):
+                meta[DEPTH_MAP_ENCODING_KEY] = str(record["depth_map_encoding"])
         size_from = tuple(p for p in (image, depth) if p is not None)
         width, height = _positive_int(record, "width"), _positive_int(record, "height")
         if unpad_boxes:
@@ -333,7 +345,7 @@ def sif50k_converter(root: Path, *, unpad_boxes: bool = False) -> Callable[[dict
             width=width,
             height=height,
             depth=str(depth) if depth else None,
-            depth_encoding=(record.get("depth_encoding") or "spectral_r") if depth else None,
+            depth_encoding=record.get("depth_encoding") if depth else None,  # None: settled per dataset
             split=str(record.get("split") or "train"),
             meta=meta,
         )
@@ -475,11 +487,31 @@ def import_file(
     allow_missing: bool = False,
     progress: bool = True,
     description: str = "importing",
+    recipe: str | None = None,
+    seed: int = 0,
 ) -> ImportReport:
-    records = (record for _, record in read_records(path))
-    return import_records(
+    """Import the records of `path`; `recipe` (db.recipes) first selects which ones, seeded."""
+    records: Iterable = (record for _, record in read_records(path))
+    notes: list[str] = []
+    if recipe is not None:
+        records, notes = apply_recipe(recipe, list(records), seed)
+    report = import_records(
         store, records, convert, allow_missing=allow_missing, progress=progress, description=description
     )
+    report.notes[:0] = notes
+    return report
+
+
+def _in_root(store: Store, folder: str | os.PathLike) -> Path:
+    """`folder` made absolute against the working directory: as written when that lies in the
+    data root (a data set linked into the root stays usable), else with its links resolved (a
+    root recorded through a linked folder such as macOS's /tmp)."""
+    lexical = os.path.abspath(folder)
+    try:
+        store.relative(lexical)
+    except StoreError:
+        return Path(os.path.realpath(folder))
+    return Path(lexical)
 
 
 CONVERTERS = {"sif50k": sif50k_converter, "viscot": viscot_converter, "tallyqa": tallyqa_converter}
@@ -495,17 +527,24 @@ def import_dataset(
     allow_missing: bool = False,
     unpad_boxes: bool = False,
     progress: bool = True,
+    recipe: str | None = None,
+    seed: int = 0,
 ) -> tuple[Store, ImportReport]:
     """Open (or create) the store and import `path`. A new store's data root defaults to
-    `source_dir`; image paths must lie under the recorded root."""
+    `source_dir`; image paths must lie under the recorded root. Relative folders are taken from
+    the working directory, here, once."""
     if data_root is None and not Path(db_path).exists():
         data_root = source_dir
-    store = Store.open(db_path, data_root)
-    convert = (
-        sif50k_converter(Path(source_dir), unpad_boxes=unpad_boxes)
-        if kind == "sif50k"
-        else CONVERTERS[kind](Path(source_dir))
-    )
+    store = Store.open(db_path, os.path.abspath(data_root) if data_root is not None else None)
+    source = _in_root(store, source_dir)
+    convert = sif50k_converter(source, unpad_boxes=unpad_boxes) if kind == "sif50k" else CONVERTERS[kind](source)
     return store, import_file(
-        store, path, convert, allow_missing=allow_missing, progress=progress, description=f"importing {kind}"
+        store,
+        path,
+        convert,
+        allow_missing=allow_missing,
+        progress=progress,
+        description=f"importing {kind}",
+        recipe=recipe,
+        seed=seed,
     )

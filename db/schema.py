@@ -7,6 +7,7 @@ it from the rows already there. Chain revisions are append-only: triggers refuse
 `depth_ok`, derived from the sample's depth map, may be refreshed). Migration 4 lets a bulk
 writer defer those triggers for the samples it creates and build their rows set-based
 (`index_deferred_samples`) before it commits. Migration 5 keeps each eval record's scores.
+Migration 6 records each dataset's reading of its gray depth pictures.
 """
 
 from __future__ import annotations
@@ -263,6 +264,18 @@ def m005_eval_records(db: Database) -> None:
         );
         CREATE INDEX eval_records_wrong ON eval_records(run_id, correct, sample_id);
         """,
+    )
+
+
+@migrations(name="m006_depth_conventions")
+def m006_depth_conventions(db: Database) -> None:
+    """Per dataset, how its gray depth pictures are read (`gray_disparity`, FORMATS §2, or
+    `gray_depth`, the reference code's v/255), decided at import from the chains' recorded
+    depths, with the evidence, so that depth checks and the depth reward read the maps the way
+    the data was made."""
+    db.execute(
+        "CREATE TABLE depth_conventions (dataset TEXT PRIMARY KEY, encoding TEXT NOT NULL,"
+        " evidence TEXT NOT NULL DEFAULT '{}', decided_at TEXT NOT NULL)"
     )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from PIL import Image
 from sqlite_utils import Database
 
 from db.schema import (
@@ -34,7 +35,7 @@ from db.schema import (
     migrate,
 )
 from sif.chain import Chain, parse_chain, render_chain, validate_chain
-from sif.depth import ENCODINGS
+from sif.depth import ENCODINGS, spectral_r_file
 from sif.errors import SifError
 from sif.geometry import hiou
 from sif.rewards import chain_depth_score
@@ -52,7 +53,8 @@ SORT_KEYS = {
     "dataset": "i.dataset",
     "status": "i.status",
 }
-DEPTH_MAP_KEY = "depth_map"  # meta key: a lossless gray16_depth map, preferred for depth checks
+DEPTH_MAP_KEY = "depth_map"  # meta key: an exact depth map, preferred for depth checks and rewards
+DEPTH_MAP_ENCODING_KEY = "depth_map_encoding"  # meta key: its encoding, when not gray16_depth
 
 
 class StoreError(SifError):
@@ -184,6 +186,17 @@ def analyse_chain(
         depth_check(canonical, depth_file),
         search,
     )
+
+
+def depth_source(sample) -> tuple[str, str] | None:
+    """(stored path, encoding) of the sample's exact depth map: `meta.depth_map` (gray16_depth
+    unless `meta.depth_map_encoding` says otherwise) when there is one, else its depth image."""
+    meta = sample.meta or {}
+    if meta.get(DEPTH_MAP_KEY):
+        return meta[DEPTH_MAP_KEY], meta.get(DEPTH_MAP_ENCODING_KEY) or "gray16_depth"
+    if sample.depth:
+        return sample.depth, sample.depth_encoding or "auto"
+    return None
 
 
 def depth_check(chain: Chain | str, depth_file: tuple[str, str] | None) -> int | None:
@@ -470,6 +483,10 @@ class Store:
         meta = dict(meta or {})
         if meta.get(DEPTH_MAP_KEY):
             meta[DEPTH_MAP_KEY] = self._stored_path(meta[DEPTH_MAP_KEY], f"meta.{DEPTH_MAP_KEY}")
+        if meta.get(DEPTH_MAP_ENCODING_KEY, "gray16_depth") not in ENCODINGS:
+            raise StoreError(
+                f"meta.{DEPTH_MAP_ENCODING_KEY}: {meta[DEPTH_MAP_ENCODING_KEY]!r} is not one of {', '.join(ENCODINGS)}"
+            )
         sample = Sample(
             0,
             dataset,
@@ -594,12 +611,22 @@ class Store:
 
     def update_sample_depth(self, sample_id: int, depth: str, depth_encoding: str) -> None:
         """Record an estimated depth map (the one in-place update samples allow) and refresh the
-        cached depth check of the sample's revisions."""
+        cached depth check of the sample's revisions. A map whose size is not the sample's is refused."""
         if depth_encoding not in ENCODINGS:
             raise StoreError(f"depth_encoding: {depth_encoding!r} is not one of {', '.join(ENCODINGS)}")
         depth_rel = self._stored_path(depth, "depth")
         with self.transaction() as conn:
-            self.get_sample(sample_id)
+            current = self.get_sample(sample_id)
+            try:
+                with Image.open(self.resolve(depth_rel)) as img:
+                    size = img.size
+            except OSError as exc:
+                raise StoreError(f"depth: {depth_rel} is not a readable image ({exc})") from None
+            if size != (current.width, current.height):
+                raise StoreError(
+                    f"depth: {depth_rel} is {size[0]}×{size[1]}, sample {sample_id} is "
+                    f"{current.width}×{current.height}; a map of another size is refused"
+                )
             conn.execute(
                 "UPDATE samples SET depth = ?, depth_encoding = ? WHERE id = ?", [depth_rel, depth_encoding, sample_id]
             )
@@ -727,16 +754,45 @@ class Store:
         ).fetchone()[0]
 
     def depth_file(self, sample: Sample) -> tuple[str, str] | None:
-        """(absolute path, encoding) of the sample's depth map if the file exists: the lossless
-        `meta.depth_map` when there is one, else the depth image."""
-        if sample.meta.get(DEPTH_MAP_KEY):
-            rel, encoding = sample.meta[DEPTH_MAP_KEY], "gray16_depth"
-        elif sample.depth:
-            rel, encoding = sample.depth, sample.depth_encoding
-        else:
+        """(absolute path, encoding) of the sample's exact depth map if the file exists: the one
+        rule for depth checks and rewards. `meta.depth_map` when there is one, else the depth image."""
+        source = depth_source(sample)
+        if source is None:
             return None
-        path = self._absolute(rel)
-        return (path, encoding) if os.path.isfile(path) else None
+        path = self._absolute(source[0])
+        return (path, source[1]) if os.path.isfile(path) else None
+
+    def model_depth_image(self, sample: Sample) -> Path:
+        """The depth picture a model is shown for `sample` (FORMATS §2), for every origin: its
+        depth image when that is a `spectral_r` picture, else the `spectral_r` rendering of its
+        exact map, written once beside the map (`sif.depth.spectral_r_file`) and reused.
+        StoreError when the sample has no depth map on disk; OSError when the rendering cannot
+        be written."""
+        if sample.depth and sample.depth_encoding == "spectral_r":
+            own = Path(self._absolute(sample.depth))
+            if own.is_file():
+                return own
+        exact = self.depth_file(sample)
+        if exact is None:
+            what = "has no depth map" if depth_source(sample) is None else "has no depth map on disk"
+            raise StoreError(f"sample {sample.id} {what}")
+        return spectral_r_file(*exact)
+
+    def depth_convention(self, dataset: str) -> dict | None:
+        """How the dataset's gray depth pictures are read (`encoding`) and the evidence, if recorded."""
+        row = self.conn.execute("SELECT * FROM depth_conventions WHERE dataset = ?", [dataset]).fetchone()
+        return None if row is None else {**dict(row), "evidence": json.loads(row["evidence"])}
+
+    def record_depth_convention(self, dataset: str, encoding: str, evidence: dict) -> None:
+        if encoding not in ENCODINGS:
+            raise StoreError(f"depth_encoding: {encoding!r} is not one of {', '.join(ENCODINGS)}")
+        with self.transaction(savepoint=False) as conn:
+            conn.execute(
+                "INSERT INTO depth_conventions (dataset, encoding, evidence, decided_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (dataset) DO UPDATE SET encoding = excluded.encoding, evidence = excluded.evidence,"
+                " decided_at = excluded.decided_at",
+                [dataset, encoding, _dumps(evidence), now()],
+            )
 
     @staticmethod
     def _revision(row) -> ChainRevision:

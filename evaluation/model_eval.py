@@ -77,9 +77,13 @@ def score_chains(rows: list[dict], texts: list[str]) -> tuple[EvalMetrics, list[
     """Metrics over `rows` (RL-export records) and their generated `texts`, plus per-sample details."""
     fmt = format_reward(texts)
     bbox = bbox_reward(texts, gt_boxes=[r["gt_boxes"] for r in rows])
-    depth = depth_reward(
-        texts, depth_path=[r["depth_image"] for r in rows], depth_encoding=[r.get("depth_encoding") for r in rows]
-    )
+    exact = [  # the exact map when the export carries one (`depth_map`), else the picture the model saw
+        (r["depth_map"], r.get("depth_map_encoding"))
+        if r.get("depth_map")
+        else (r["depth_image"], r.get("depth_encoding"))
+        for r in rows
+    ]
+    depth = depth_reward(texts, depth_path=[p for p, _ in exact], depth_encoding=[e for _, e in exact])
     details = []
     for row, text, f, b, d in zip(rows, texts, fmt, bbox, depth):
         chain = parse_chain(text).chain

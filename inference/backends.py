@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from common.settings import DEFAULT_DEPTH_MODEL
-from sif.depth import DepthMap, decode_image, detect_encoding, encode_spectral_r
+from sif.depth import DepthMap, decode_image, detect_encoding, encode_spectral_r, spectral_r_image
 from sif.errors import ConfigError
 from sif.paths import demo_model_dir
 from sif.prompts import SIF_SUFFIX, sif_user_message
@@ -160,10 +160,8 @@ def prepare_images(image, depth=None, *, depth_model: str = DEFAULT_DEPTH_MODEL)
     if depth is not None:
         img = open_image(depth, "depth map")
         encoding = detect_encoding(img)
-        if encoding == "spectral_r":
-            return SifImages(rgb, img.convert("RGB"), "given (spectral_r)")
-        arr, _ = decode_image(img, encoding)
-        return SifImages(rgb, Image.fromarray(encode_spectral_r(arr)), f"given ({encoding})", arr)
+        exact = None if encoding == "spectral_r" else decode_image(img, encoding)[0]  # kept for measuring
+        return SifImages(rgb, spectral_r_image(img, encoding), f"given ({encoding})", exact)
     if depth_model == FLAT:
         arr = np.zeros((rgb.height, rgb.width), dtype=np.float32)
         return SifImages(rgb, Image.fromarray(encode_spectral_r(arr)), FLAT, arr)

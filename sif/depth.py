@@ -1,14 +1,17 @@
 """Depth maps in the project's convention (FORMATS §2): float32, 0 = nearest, 1 = farthest.
 
-Reads the three encodings in circulation, writes the lossless `gray16_depth` and the
-`spectral_r` display image, and answers a box's mean depth: directly for the few boxes a plan
-asks about, in O(1) from a summed-area table for the many that rewards and editors ask about.
+Reads the three encodings in circulation (and `gray_depth`, the public reference code's
+reading of gray pictures, for data sets made that way), writes the lossless `gray16_depth` and
+the `spectral_r` picture a model sees, and answers a box's mean depth: directly for the few
+boxes a plan asks about, in O(1) from a summed-area table for the many that rewards and editors
+ask about.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +23,12 @@ from PIL import Image
 
 from sif.errors import ConfigError
 
-Encoding = Literal["spectral_r", "gray_disparity", "gray16_depth"]
-ENCODINGS: tuple[str, ...] = ("spectral_r", "gray_disparity", "gray16_depth")
+Encoding = Literal["spectral_r", "gray_disparity", "gray16_depth", "gray_depth"]
+# gray_depth: 8-bit gray read as d = v/255, the reference code's reading (FORMATS §2 warns against
+# it); only for a data set whose recorded depths were measured that way (db.depth_convention).
+ENCODINGS: tuple[str, ...] = ("spectral_r", "gray_disparity", "gray16_depth", "gray_depth")
+GRAY_READINGS: tuple[str, ...] = ("gray_disparity", "gray_depth")
+RENDERING_SUFFIX = ".spectral_r.png"  # the spectral_r picture written beside a depth map
 
 # matplotlib's "Spectral" colormap anchors (ColorBrewer, 11 colours, evenly spaced).
 _SPECTRAL = (
@@ -131,13 +138,59 @@ def decode_image(img: Image.Image, encoding: str = "auto") -> tuple[np.ndarray, 
             arr = arr[..., 0]
         arr /= 65535.0  # a fresh array: scale it in place
         return arr, "gray16_depth"
-    if encoding == "gray_disparity":
-        arr = np.asarray(img.convert("L"), dtype=np.float32)
-        return 1.0 - arr / 255.0, "gray_disparity"
+    if encoding in GRAY_READINGS:
+        arr = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        return (1.0 - arr if encoding == "gray_disparity" else arr), encoding  # type: ignore[return-value]
     if encoding == "spectral_r":
         rgb = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
         return _spectral_decode(rgb, _RB_DEPTH, _DEPTH_OF_LEVEL), "spectral_r"
     raise ConfigError(f"unknown depth encoding {encoding!r}; expected auto or one of {', '.join(ENCODINGS)}")
+
+
+def spectral_r_image(img: Image.Image, encoding: str = "auto") -> Image.Image:
+    """The depth picture a model sees (FORMATS §2): 8-bit RGB `spectral_r`. A `spectral_r`
+    picture passes through (as an RGB copy); any other encoding is decoded and rendered (image
+    loaders would turn a 16-bit map white and show a gray one in the wrong colours)."""
+    if encoding == "auto":
+        encoding = detect_encoding(img)
+    if encoding == "spectral_r":
+        return img.copy() if img.mode == "RGB" else img.convert("RGB")
+    arr, _ = decode_image(img, encoding)
+    return Image.fromarray(encode_spectral_r(arr))
+
+
+def rendering_path(path: str | os.PathLike) -> Path:
+    """Where the `spectral_r` rendering of the depth map at `path` is kept: beside it."""
+    p = Path(path)
+    return p.with_name(p.stem + RENDERING_SUFFIX)
+
+
+def spectral_r_file(path: str | os.PathLike, encoding: str = "auto") -> Path:
+    """The file of the depth picture a model sees for the depth map at `path`: the map itself
+    when it is a `spectral_r` picture, else its rendering beside it (`rendering_path`), written
+    once (atomically) and rewritten only when the map is newer. OSError if it cannot be written."""
+    p = Path(path)
+    if encoding == "spectral_r" or p.name.endswith(RENDERING_SUFFIX):
+        return p
+    st = p.stat()
+    if encoding == "auto":
+        with Image.open(p) as img:
+            encoding = detect_encoding(img)
+        if encoding == "spectral_r":
+            return p
+    out = rendering_path(p)
+    try:
+        if out.stat().st_mtime_ns >= st.st_mtime_ns:
+            return out
+    except FileNotFoundError:
+        pass
+    with Image.open(p) as img:
+        img.load()
+        picture = spectral_r_image(img, encoding)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}.tmp.png")
+    picture.save(tmp)
+    os.replace(tmp, out)  # a killed writer never leaves half a picture behind
+    return out
 
 
 _DIRECT_READS = 4  # direct box sums may read the map this many times over before the table is built

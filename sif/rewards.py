@@ -21,8 +21,6 @@ from sif.depth import DepthMap
 from sif.geometry import hiou
 
 DEPTH_TOLERANCE = 0.1
-# |d − d_gt| ≤ T·d_gt is impossible to meet near d_gt = 0; the allowance never drops below this.
-DEPTH_FLOOR = 0.02
 
 
 def completion_text(completion) -> str:
@@ -88,24 +86,35 @@ def depth_reward(
     *,
     tolerance: float = DEPTH_TOLERANCE,
     fractional: bool = False,
+    floor: float = 0.0,
     **kwargs,
 ) -> list[float]:
     """Depth consistency: 1 when every region's depth is within `tolerance`·d_gt of the depth map.
 
-    `fractional=True` is the reference's variant: the fraction of regions that pass.
+    `fractional=True` is the reference's variant: the fraction of regions that pass. `floor` is
+    an allowance the tolerance never drops below (0: the paper's rule, which near d_gt = 0 only
+    an exact depth meets; 0.02, say, forgives that).
     """
     encodings = depth_encoding if depth_encoding is not None else ["auto"] * len(completions)
     out = []
     for c, path, enc in zip(completions, depth_path, encodings):
         parsed = _parsed(c)
         out.append(
-            chain_depth_score(parsed.chain, path, enc, tolerance=tolerance, fractional=fractional) if parsed else 0.0
+            chain_depth_score(parsed.chain, path, enc, tolerance=tolerance, fractional=fractional, floor=floor)
+            if parsed
+            else 0.0
         )
     return out
 
 
 def chain_depth_score(
-    chain: Chain, depth_path, depth_encoding=None, *, tolerance: float = DEPTH_TOLERANCE, fractional: bool = False
+    chain: Chain,
+    depth_path,
+    depth_encoding=None,
+    *,
+    tolerance: float = DEPTH_TOLERANCE,
+    fractional: bool = False,
+    floor: float = 0.0,
 ) -> float:
     """`depth_reward` of one already parsed chain (callers holding the chain skip a re-parse)."""
     regions = [r for s in chain.steps for r in s.regions]
@@ -120,7 +129,7 @@ def chain_depth_score(
         if r.depth is None or not math.isfinite(r.depth):
             continue
         gt = dmap.box_mean(r.bbox)
-        passed += abs(r.depth - gt) <= max(tolerance * gt, DEPTH_FLOOR)
+        passed += abs(r.depth - gt) <= max(tolerance * gt, floor)
     return passed / len(regions) if fractional else float(passed == len(regions))
 
 

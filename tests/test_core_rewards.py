@@ -105,9 +105,12 @@ def test_depth_reward_strict_vs_fractional(depth_file):
     assert depth_reward([half], depth_path=[depth_file], tolerance=0.2) == [1.0]
 
 
-def test_depth_reward_guards_near_zero_ground_truth(depth_file):
-    assert depth_reward([chain([(LEFT, 0.01)])], depth_path=[depth_file]) == [1.0]
-    assert depth_reward([chain([(LEFT, 0.05)])], depth_path=[depth_file]) == [0.0]
+def test_depth_reward_near_zero_ground_truth_is_exact_unless_a_floor_is_asked(depth_file):
+    """The paper's rule (no floor) by default: at d_gt = 0 only depth 0 passes; the floor is an option."""
+    assert depth_reward([chain([(LEFT, 0.0)])], depth_path=[depth_file]) == [1.0]
+    assert depth_reward([chain([(LEFT, 0.01)])], depth_path=[depth_file]) == [0.0]
+    assert depth_reward([chain([(LEFT, 0.01)])], depth_path=[depth_file], floor=0.02) == [1.0]
+    assert depth_reward([chain([(LEFT, 0.05)])], depth_path=[depth_file], floor=0.02) == [0.0]
 
 
 def test_depth_reward_encoding_column_and_bad_inputs(depth_file, tmp_path):

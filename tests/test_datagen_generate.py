@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from datagen.depth_source import DepthEstimator
+from datagen.depth_source import DepthEstimator, estimated_depth_path
 from datagen.generation import GenerateConfig, generate
 from db.store import Store
 from sif.chain import validate_chain
@@ -208,7 +208,9 @@ def test_missing_depth_is_estimated_once_cached_and_recorded(store):
         progress=False,
     )
     sample = store.get_sample(sid)
-    assert sample.depth == f"depth/estimated/some-org_Depth-Model/{sid}.png" and sample.depth_encoding == "gray16_depth"
+    expected = estimated_depth_path(store.data_root, estimator, store.resolve(sample.image).read_bytes())
+    assert store.resolve(sample.depth) == expected and sample.depth_encoding == "gray16_depth"  # keyed by content
+    assert sample.depth.startswith("depth/estimated/some-org_Depth-Model/")
     depth = DepthMap.load(store.resolve(sample.depth), "gray16_depth")
     assert depth.array.shape == (48, 64) and depth.box_mean([0, 0, 0.1, 1]) < 0.1
     assert store.current_chain(sid).depth_ok and calls == [(64, 48)]
@@ -289,7 +291,7 @@ def test_cli_estimates_missing_depth_with_the_tiny_model(tmp_path):
     assert result.exit_code == 0, result.output
     with Store.open(db) as s:
         sample = s.get_sample(sid)
-        assert sample.depth == f"depth/estimated/tiny/{sid}.png" and s.resolve(sample.depth).is_file()
+        assert sample.depth.startswith("depth/estimated/tiny/") and s.resolve(sample.depth).is_file()
         rev = s.current_chain(sid)
         assert rev.valid and rev.depth_ok
         assert s.list_runs("generation")[0]["config"]["depth_model"] == "tiny"

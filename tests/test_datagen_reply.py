@@ -101,6 +101,25 @@ def test_wrong_answer_is_replaced_by_the_ground_truth(plan):
 
 
 @pytest.mark.parametrize(
+    "truth, sentence, kept",
+    [
+        ("red", "The mug is red.", True),
+        ("a red mug", "It is the red mug on the left.", True),
+        ("Yes", "Yes, the car is over the cat.", True),
+        ("No", "Yes, it is.", False),
+        ("3", "There are three dogs.", True),
+        ("3", "There are 4 dogs.", False),
+        ("red", "The mug is blue.", False),
+    ],
+)
+def test_the_teachers_own_answer_sentence_is_kept_when_it_gives_the_ground_truth(plan, truth, sentence, kept):
+    """As in SIF-50K the chain ends with the teacher's sentence; the short answer stays on the sample."""
+    check = check_reply(_reply_with(plan, answer=sentence), plan, truth)
+    assert check.ok and check.chain.answer == (sentence if kept else truth)
+    assert any("replaced by the ground truth" in r for r in check.repairs) != kept
+
+
+@pytest.mark.parametrize(
     "mutate, expected",
     [
         (lambda p, r: r.replace("<think>", "").replace("</think>", "").split("<area>", 1)[0], "no <area>/<text> step"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -55,7 +54,7 @@ def test_openai_backend_keeps_concurrency_requests_in_flight(tmp_path):
 
     def slow(request, n):
         with flight:
-            time.sleep(0.3)
+            flight.hold(8)
         return Reply(choice_answer(request))
 
     with fake_openai_server(slow) as server:

@@ -108,7 +108,17 @@ def test_rl_export_is_stratified_seeded_and_complete(store, tmp_path):
     report = export_rl(store, out, n=5, seed=42, split=None)
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 5 and report.per_dataset == {"flickr30k": 1, "synthetic": 4}
-    assert set(lines[0]) == {"sample_id", "question", "answer", "gt_boxes", "image", "depth_image", "depth_encoding"}
+    assert set(lines[0]) == {
+        "sample_id",
+        "question",
+        "answer",
+        "gt_boxes",
+        "image",
+        "depth_image",  # the spectral_r picture the model sees
+        "depth_encoding",
+        "depth_map",  # the exact map the depth reward measures against (issue 12)
+        "depth_map_encoding",
+    }
     s = store.get_sample(lines[0]["sample_id"])
     assert lines[0]["gt_boxes"] == s.gt_boxes and lines[0]["image"] == str(store.resolve(s.image))
     export_rl(store, tmp_path / "again.jsonl", n=5, seed=42, split=None)

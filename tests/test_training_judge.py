@@ -112,3 +112,29 @@ def test_rule_judge_is_the_offline_default():
     assert judge.score_many([_item("Red."), _item("blue")]) == [1.0, 0.0]
     with pytest.raises(ValueError, match="judge.kind"):
         make_judge(JudgeSettings(kind="magic"))
+
+
+def test_an_endpoint_that_refuses_images_is_judged_on_text_from_then_on(tmp_path):
+    from PIL import Image
+
+    image = tmp_path / "rgb.png"
+    Image.new("RGB", (8, 8), "red").save(image)
+
+    def responder(request, n):
+        parts = request["messages"][1]["content"]
+        if any(p.get("type") == "image_url" for p in parts):
+            return Reply(status=400, text="this model does not accept images")
+        return Reply('{"score": 0.7}')
+
+    def images_sent(requests):
+        return sum(any(p.get("type") == "image_url" for p in r["messages"][1]["content"]) for r in requests)
+
+    with fake_openai_server(responder) as server:
+        judge = VLMJudge(_settings(server))
+        items = [JudgeItem("What colour?", "red", p, str(image)) for p in ("dark red", "crimson", "maroon")]
+        assert judge.score_many(items) == [0.7, 0.7, 0.7]  # a continuous closeness score comes back as it is
+        assert images_sent(server.requests) == judge.text_only >= 1 and not judge.failures
+        first = len(server.requests)
+        assert judge.score_many([JudgeItem("What colour?", "red", "scarlet", str(image))]) == [0.7]
+        assert images_sent(server.requests[first:]) == 0 and len(server.requests) == first + 1
+    assert "how close the model's answer is to the reference answer, from 0 to 1" in JUDGE_INSTRUCTION

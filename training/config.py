@@ -1,7 +1,9 @@
 """Training settings: dataclasses read from YAML (`common.settings`) with `--set` overrides.
 
-Defaults are the paper's (PAPER.md); `trl:` passes any further keyword straight to TRL's
-`SFTConfig` / `GRPOConfig`, so nothing TRL offers is hidden behind these files.
+Defaults are the paper's (PAPER.md), then the public reference's where the paper says nothing
+(the README's defaults table lists each with its source; `sif train … --print-config` shows what
+TRL and PEFT receive). `trl:` passes any further keyword straight to TRL's `SFTConfig` /
+`GRPOConfig`, so nothing TRL offers is hidden behind these files.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from typing import Any
 
 @dataclass
 class LoraSettings:
-    """PEFT LoRA on every linear layer of the language model (`full_finetune` trains all weights)."""
+    """PEFT LoRA (`full_finetune` trains all weights instead). Targets: `all-linear`, the language
+    model's linear layers (LLaMA-Factory's `all`, the reference SFT); `all-linear+lm_head`, those
+    and the output head (every linear layer outside the vision tower: the reference GRPO); or
+    module names / a regex for PEFT."""
 
     full_finetune: bool = False
     lora_r: int = 8
     lora_alpha: int = 16
-    lora_dropout: float = 0.05
+    lora_dropout: float = 0.0
     lora_target_modules: str | list[str] = "all-linear"
 
 
@@ -61,7 +66,7 @@ class JudgeSettings:
     max_retries: int = 3
     backoff_s: float = 1.0
     concurrency: int = 16
-    send_image: bool = True
+    send_image: bool = True  # the image too (as the reference), unless the endpoint refuses images
     on_failure: str = "rule"  # rule: score with the rule-based scorer; skip: leave the answer reward out
 
 
@@ -72,6 +77,7 @@ class RewardSettings:
     bbox_positive_only: bool = False
     depth_fractional: bool = False
     depth_tolerance: float = 0.1
+    depth_floor: float = 0.0  # an allowance the depth tolerance never drops below (0.02 forgives d_gt ≈ 0)
     pair_denominator: str = "min"
 
 
@@ -85,17 +91,22 @@ class GRPOSettings(LoraSettings):
     lora_r: int = 64
     lora_alpha: int = 128
     lora_dropout: float = 0.05
+    lora_target_modules: str | list[str] = "all-linear+lm_head"
     suffix: str = "sif"  # sif: the SFT prompt; rl: the reference RL prompt (no "with depth")
     num_generations: int = 8
     beta: float = 0.04
+    loss_type: str = "grpo"  # per-sequence mean, as GRPO; TRL's others (dapo, dr_grpo, bnpo, …) are options
     learning_rate: float = 1e-5
     num_train_epochs: float = 20.0
     max_steps: int = -1
     max_completion_length: int = 2048
     temperature: float = 1.0
-    per_device_train_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    image_max_pixels: int | None = 262144
+    # Prompts per optimizer step over all processes, each with num_generations completions: the
+    # reference's 8 GPUs × 1 completion × 2 accumulation steps = 16 completions = 2 prompts of 8.
+    prompts_per_step: int = 2
+    per_device_train_batch_size: int = 1  # completions per device per forward pass (TRL counts completions)
+    gradient_accumulation_steps: int | None = None  # None: prompts_per_step × num_generations / (batch × processes)
+    image_max_pixels: int | None = None  # None: the processor's own (Qwen2.5-VL: 12,845,056), as the reference
     freeze_vision_tower: bool = True
     gradient_checkpointing: bool = True
     use_vllm: bool = False

@@ -4,7 +4,10 @@
   A sample whose prompt alone (image tokens included) does not fit `max_length` is always
   dropped, so truncation can only ever cut the completion, never image tokens.
 - GRPO: `sif export rl` lines, turned into TRL's conversational `prompt` + `images` columns
-  plus the columns the SIF rewards read (`depth_path` for the export's `depth_image`).
+  plus the columns the SIF rewards read (`depth_path`: the exact `depth_map`, else the
+  export's `depth_image`).
+The depth image a model is given is always the `spectral_r` picture (`sif.depth.spectral_r_file`):
+a file written by an older export that holds a 16-bit or gray map is rendered, not fed as is.
 Bad records are skipped with a message naming the line and field; counts come back.
 """
 
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from sif.depth import spectral_r_file
 from sif.errors import ConfigError, RecordError
 from sif.prompts import RL_SUFFIX, SIF_SUFFIX, sif_user_message
 from sif.records import read_records
@@ -64,6 +68,15 @@ def _images_exist(paths: list) -> None:
             raise KeyError(f"field 'images'[{i}]: file {p!r} not found")
 
 
+def _model_images(images: list[str], encoding) -> list[str]:
+    """The record's [RGB, depth] with the depth as the `spectral_r` picture a model sees."""
+    try:
+        depth = spectral_r_file(images[1], encoding if isinstance(encoding, str) else "auto")
+    except (OSError, ValueError) as exc:
+        raise KeyError(f"field 'images'[1]: no spectral_r picture for {images[1]!r} ({exc})") from None
+    return [images[0], str(depth)]
+
+
 def sft_path(data: str | Path) -> Path:
     p = Path(data)
     return p / SFT_FILE if p.is_dir() else p
@@ -97,8 +110,9 @@ def load_sft_rows(
         try:
             prompt = _require(record, "prompt", list)
             completion = _require(record, "completion", list)
-            images = _require(record, "images", list)
-            _images_exist(images)
+            given = _require(record, "images", list)
+            _images_exist(given)  # type: ignore[arg-type]
+            images = _model_images(given, record.get("depth_encoding"))  # type: ignore[arg-type]
         except KeyError as exc:
             report.skip(str(exc.args[0]), where)
             continue
@@ -140,20 +154,27 @@ def load_rl_rows(data: str | Path, suffix: str = "sif") -> tuple[list[dict], Dat
                 raise KeyError("field 'gt_boxes': expected a list of [x1, y1, x2, y2]")
             image, depth = _require(record, "image", str), _require(record, "depth_image", str)
             _images_exist([image, depth])
+            images = _model_images([image, depth], record.get("depth_encoding"))
+            exact = record.get("depth_map") or depth
+            if not isinstance(exact, str) or not Path(exact).is_file():
+                raise KeyError(f"field 'depth_map': file {exact!r} not found")
         except KeyError as exc:
             report.skip(str(exc.args[0]), where)
             continue
         rows.append(
             {
                 "prompt": [sif_user_message(question, SUFFIXES[suffix])],
-                "images": [image, depth],
+                "images": images,
                 "sample_id": str(record.get("sample_id", where)),
                 "question": question,
                 "answer": answer,
                 "gt_boxes": [[float(v) for v in b] for b in boxes],
                 "image_path": image,
-                "depth_path": depth,
-                "depth_encoding": record.get("depth_encoding") or "auto",
+                "depth_path": exact,
+                "depth_encoding": (
+                    record.get("depth_map_encoding") if record.get("depth_map") else record.get("depth_encoding")
+                )
+                or "auto",
             }
         )
     report.kept = len(rows)

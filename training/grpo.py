@@ -1,7 +1,8 @@
 """`sif train grpo`: GRPO-SIF on TRL's GRPOTrainer with the four SIF rewards.
 
 Defaults are the paper's (8 generations, β 0.04, LoRA 64/128/0.05, lr 1e-5, vision tower
-frozen). The progressive answer reward keeps its state in OUTPUT_DIR/answer_progress.sqlite
+frozen), then the reference's (per-sequence GRPO loss, 2 prompts per optimizer step, LoRA on
+the output head too; see training/resolved.py for the batch arithmetic). The progressive answer reward keeps its state in OUTPUT_DIR/answer_progress.sqlite
 (shared by all processes, trimmed on resume) and mirrors it into the run's record in the store
 at every save; a sample of rollouts goes to the store as `rollout` revisions under the run.
 """
@@ -28,10 +29,14 @@ from training.rollouts import RolloutRecorder
 log = logging.getLogger(__name__)
 
 
-def grpo_config(s: GRPOSettings, weights: list[float]):
+def grpo_config(s: GRPOSettings, weights: list[float], num_processes: int | None = None):
+    """TRL's GRPOConfig for `s`, its batch derived for `num_processes` (default: this run's)."""
     import torch
     from trl import GRPOConfig
 
+    from training.resolved import current_processes, grpo_batch
+
+    batch = grpo_batch(s, current_processes() if num_processes is None else num_processes)
     kwargs = dict(
         output_dir=s.output_dir,
         learning_rate=s.learning_rate,
@@ -39,10 +44,11 @@ def grpo_config(s: GRPOSettings, weights: list[float]):
         max_steps=s.max_steps,
         num_generations=s.num_generations,
         beta=s.beta,
+        loss_type=s.loss_type,
         max_completion_length=s.max_completion_length,
         temperature=s.temperature,
-        per_device_train_batch_size=s.per_device_train_batch_size,
-        gradient_accumulation_steps=s.gradient_accumulation_steps,
+        per_device_train_batch_size=batch.per_device_train_batch_size,
+        gradient_accumulation_steps=batch.gradient_accumulation_steps,
         reward_weights=weights,
         use_vllm=s.use_vllm,
         vllm_mode=s.vllm_mode,
@@ -59,6 +65,8 @@ def grpo_config(s: GRPOSettings, weights: list[float]):
     )
     if s.vllm_server_base_url:
         kwargs["vllm_server_base_url"] = s.vllm_server_base_url
+    if not {"generation_batch_size", "steps_per_generation"} & set(s.trl):
+        kwargs["generation_batch_size"] = batch.completions_per_step  # one step's groups, generated at once
     kwargs.update(s.trl)
     return GRPOConfig(**kwargs)
 

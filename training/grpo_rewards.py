@@ -67,6 +67,8 @@ def make_judged_answer_reward(judge, store, *, on_failure: str = "rule", positiv
         if log_metric is not None:
             log_metric("judge/failed", float(len(failed)))
             log_metric("judge/judged", float(len(items)))
+            if getattr(judge, "text_only", 0):  # the endpoint refused images: judged on text
+                log_metric("judge/text_only", float(judge.text_only))
         return rewards
 
     return answer_reward
@@ -83,6 +85,8 @@ def sif_reward_functions(s: GRPOSettings, judge, store) -> tuple[list, list[floa
         format_reward,
         make_judged_answer_reward(judge, store, on_failure=s.judge.on_failure, positive_only=r.answer_positive_only),
         functools.partial(bbox_reward, positive_only=r.bbox_positive_only, pair_denominator=r.pair_denominator),
-        functools.partial(depth_reward, tolerance=r.depth_tolerance, fractional=r.depth_fractional),
+        functools.partial(
+            depth_reward, tolerance=r.depth_tolerance, fractional=r.depth_fractional, floor=r.depth_floor
+        ),
     ]
     return funcs, [float(r.weights.get(name, 1.0)) for name in REWARD_NAMES]

@@ -19,15 +19,19 @@ from sif.errors import ConfigError
 from sif.rewards import rule_based_score
 from training.config import JudgeSettings
 
-# The judging instruction (after the paper's Fig. 7), in our own words.
+# The judging instruction (after the paper's Fig. 7 and the reference's prompt), in our own words:
+# a continuous closeness score, not a right/wrong verdict.
 JUDGE_INSTRUCTION = (
     "You grade answers to questions about an image. You get the question, the reference answer "
-    "and a model's answer. Decide how well the model's answer agrees with the reference in "
-    "meaning; wording, letter case, synonyms and extra explanation do not matter, but a different "
-    "object, colour, count, position or yes/no does. Give 1 for a correct answer, 0 for a wrong "
-    "one, and a value in between only for an answer that is partly right (for example one of two "
-    'requested items). Reply with JSON only, exactly in the form {"score": <number between 0 and 1>}.'
+    "and a model's answer (and the image, when it can be shown). Score how close the model's "
+    "answer is to the reference answer, from 0 to 1: the closer it comes, the higher the score. "
+    "1 is an answer that means the same as the reference, 0 one that is unrelated to it or "
+    "contradicts it, and anything in between is for answers that come partly or nearly there. "
+    "Wording, letter case, synonyms and extra explanation do not matter; a different object, "
+    'colour, count, position or yes/no does. Reply with JSON only, exactly in the form {"score": '
+    "<number between 0 and 1>}."
 )
+IMAGE_REFUSED = (400, 413, 415, 422)  # HTTP statuses with which an endpoint turns down an image
 
 
 @dataclass(frozen=True)
@@ -97,15 +101,16 @@ class VLMJudge:
         self.send_image = settings.send_image
         self.failures = Counter()
         self.requests = 0
+        self.text_only = 0  # requests sent without the image after the endpoint refused one
 
-    def _messages(self, item: JudgeItem) -> list[dict]:
+    def _messages(self, item: JudgeItem, with_image: bool) -> list[dict]:
         from common.openai_client import user_message
 
         text = (
             f"Question: {item.question}\nReference answer: {item.answer}\n"
             f'Model\'s answer: {item.prediction}\nReply with {{"score": x}}.'
         )
-        images = [item.image] if self.send_image and item.image else []
+        images = [item.image] if with_image and item.image else []
         return [{"role": "system", "content": JUDGE_INSTRUCTION}, user_message(text, images)]
 
     async def _score_all(self, items: list[JudgeItem]) -> list[float | None]:
@@ -113,9 +118,20 @@ class VLMJudge:
 
         async with ChatClient(self.config) as client:
 
+            async def ask(item: JudgeItem):
+                with_image = self.send_image and bool(item.image)
+                try:
+                    return await client.complete(self._messages(item, with_image), temperature=0.0, max_tokens=64)
+                except ChatError as exc:
+                    if not (with_image and exc.kind == "http" and exc.status in IMAGE_REFUSED):
+                        raise
+                self.send_image = False  # a text-only endpoint: judge on text from now on
+                self.text_only += 1
+                return await client.complete(self._messages(item, False), temperature=0.0, max_tokens=64)
+
             async def one(item: JudgeItem) -> float | None:
                 try:
-                    reply = await client.complete(self._messages(item), temperature=0.0, max_tokens=64)
+                    reply = await ask(item)
                 except ChatError as exc:
                     self.failures[exc.kind] += 1
                     return None

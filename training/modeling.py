@@ -9,6 +9,8 @@ from training.config import LoraSettings
 
 # Linear layers of the language model (Qwen2/2.5-VL, LLaVA-style and most HF VLM layouts).
 LANGUAGE_LINEAR = r".*(language_model|text_model).*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+# PEFT matches a string target as a regex over the whole module name.
+NAMED_TARGETS = {"all-linear": LANGUAGE_LINEAR, "all-linear+lm_head": f"({LANGUAGE_LINEAR}|(.*\\.)?lm_head)"}
 VISION_PREFIXES = ("visual", "vision_tower", "vision_model")
 LOG_EVERY_S = 30.0  # how often the run record gets the training log (a long log rewritten at every step is I/O)
 
@@ -59,14 +61,14 @@ def freeze_vision_tower(model) -> int:
 
 
 def lora_config(settings: LoraSettings, task_type: str = "CAUSAL_LM"):
-    """LoRA on the language model's linear layers (`all-linear`), or on the modules named."""
+    """LoRA on a named target (`NAMED_TARGETS`, see `LoraSettings`), or on the modules given.
+    The vision tower is trained (or frozen) as a whole, never adapted."""
     from peft import LoraConfig
 
     if settings.full_finetune:
         return None
     target = settings.lora_target_modules
-    if target == "all-linear":
-        target = LANGUAGE_LINEAR  # the vision tower is trained (or frozen) as a whole, never adapted
+    target = NAMED_TARGETS.get(target, target) if isinstance(target, str) else target
     return LoraConfig(
         r=settings.lora_r,
         lora_alpha=settings.lora_alpha,

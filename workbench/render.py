@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from sif.chain import Step
-from sif.depth import DepthMap, encode_spectral_r
+from sif.depth import DepthMap
 from sif.draw import draw_steps, step_strip
 
 DISPLAY_SIDE = 768  # longest side of the pictures sent to the browser
@@ -39,11 +39,11 @@ def _picture(version: tuple[str, int, int]) -> Image.Image:
 
 
 @lru_cache(maxsize=256)
-def _depth_picture(version: tuple[str, int, int], encoding: str) -> Image.Image:
-    dmap = DepthMap.load(version[0], encoding)
-    img = Image.fromarray(encode_spectral_r(dmap.array))
-    size = _display_size(*img.size)
-    return img if img.size == size else img.resize(size, Image.NEAREST)
+def _depth_picture(version: tuple[str, int, int]) -> Image.Image:
+    with Image.open(version[0]) as img:
+        img = img.convert("RGB")
+        size = _display_size(*img.size)
+        return img if img.size == size else img.resize(size, Image.NEAREST)
 
 
 def placeholder(message: str, width: int = 320, height: int = 240) -> Image.Image:
@@ -73,12 +73,13 @@ def load_depth(path: Path | None, encoding: str | None) -> DepthMap | None:
         return None
 
 
-def load_depth_picture(path: Path | None, encoding: str | None, *, width: int = 320, height: int = 240) -> Image.Image:
-    """The depth map in the `spectral_r` colours at display size (near = red, far = blue)."""
+def load_depth_picture(path: Path | None, *, width: int = 320, height: int = 240) -> Image.Image:
+    """The depth picture models see (`Store.model_depth_image`: `spectral_r`, near = red, far =
+    blue) at display size, or a placeholder naming what is wrong."""
     if path is None:
         return placeholder("no depth map", width, height)
     try:
-        return _depth_picture(_version(path), encoding or "auto")
+        return _depth_picture(_version(path))
     except (OSError, ValueError) as exc:
         return placeholder(f"depth unreadable: {path.name}\n{exc.__class__.__name__}", width, height)
 

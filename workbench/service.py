@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from db.store import DEPTH_MAP_KEY, ChainRevision, Review, Sample, Store, StoreError
+from db.store import ChainRevision, Review, Sample, Store, StoreError
 from sif.chain import Chain, render_chain
 from sif.depth import DepthMap
 from workbench.draft import Draft
@@ -136,18 +136,19 @@ class Workbench:
     # ------------------------------------------------------------ look
 
     def depth_source(self, sample: Sample) -> tuple[Path | None, str | None]:
-        """The depth map checks use: a lossless map in the sample's meta, else its depth image."""
-        rel, enc = (
-            (sample.meta[DEPTH_MAP_KEY], "gray16_depth")
-            if sample.meta.get(DEPTH_MAP_KEY)
-            else (sample.depth, sample.depth_encoding)
-        )
-        if not rel:
-            return None, None
+        """The exact depth map checks use (`Store.depth_file`, the one rule), or (None, None)."""
         try:
-            return self.store.resolve(rel), enc
+            exact = self.store.depth_file(sample)
         except StoreError:
             return None, None
+        return (Path(exact[0]), exact[1]) if exact else (None, None)
+
+    def depth_picture_path(self, sample: Sample) -> Path | None:
+        """The depth picture models see for the sample (`Store.model_depth_image`), if it has one."""
+        try:
+            return self.store.model_depth_image(sample)
+        except (StoreError, OSError, ValueError):
+            return None
 
     def image_path(self, sample: Sample) -> Path | None:
         try:
@@ -160,7 +161,7 @@ class Workbench:
 
     def render(self, sample: Sample, chain: Chain | None, *, show=ALL_STEPS, show_gt: bool = True) -> Views:
         picture = load_picture(self.image_path(sample), width=sample.width, height=sample.height)
-        depth = load_depth_picture(*self.depth_source(sample), width=sample.width, height=sample.height)
+        depth = load_depth_picture(self.depth_picture_path(sample), width=sample.width, height=sample.height)
         steps = chain.steps if chain is not None else ()
         return render_views(picture, depth, steps, sample.gt_boxes, show=show, show_gt=show_gt)
 

@@ -108,6 +108,13 @@ class InFlight:
         with self._lock:
             self.now -= 1
 
+    def hold(self, until: int, timeout_s: float = 10.0) -> None:
+        """Wait inside a request until `until` requests are in flight (or the timeout), so a busy
+        machine's slow client still shows its real concurrency."""
+        deadline = time.monotonic() + timeout_s
+        while self.peak < until and time.monotonic() < deadline:
+            time.sleep(0.01)
+
 
 def serve_choice_model(delay_s: float) -> None:
     """Run a model server answering `choice_answer` after `delay_s`, until killed (for benches: a

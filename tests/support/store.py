@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sif.depth import encode_spectral_r
+from sif.chain import Chain, Region, Step, render_chain
+from sif.depth import DepthMap, encode_spectral_r
 from sif.prompts import sif_user_prompt
 from sif.synthetic import make_dataset
 
@@ -26,14 +27,55 @@ def synth_folder(root: Path, n: int = 8, seed: int = 3) -> Path:
 
 
 def released_record(root: Path, name: str, size=(48, 32), problem="What colour is the girl's dress?") -> dict:
-    """A record shaped like the released SIF-50K JSON (no id, width or height), with its files."""
+    """A record shaped like the released SIF-50K JSON (no id, width or height), with its files:
+    a flat 0.5 `spectral_r` depth picture."""
+    flat = Image.fromarray(encode_spectral_r(np.full((size[1], size[0]), 0.5, dtype=np.float32)))
+    return depth_record(root, name, flat, problem=problem)
+
+
+def write_json(path: Path, records) -> Path:
+    path.write_text(json.dumps(records), encoding="utf-8")
+    return path
+
+
+def depth_ramp(size=(48, 32)) -> np.ndarray:
+    """A depth array that is nowhere flat: 0.05 at the top left to 0.95 at the bottom right."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (0.05 + 0.6 * xx / (w - 1) + 0.3 * yy / (h - 1)).astype(np.float32)
+
+
+MEASURED_BOXES = ((0.0, 0.0, 1.0, 1.0), (0.0, 0.0, 0.3, 0.5), (0.7, 0.5, 1.0, 1.0))
+
+
+def measured_chain(depth: np.ndarray, answer: str = "pink") -> str:
+    """A valid chain whose region depths are the box means of `depth` (3 decimals)."""
+    dmap = DepthMap(depth)
+    steps = tuple(
+        Step((Region(box, round(dmap.box_mean(box), 3)),), f"Looking at region {i}.")
+        for i, box in enumerate(MEASURED_BOXES, start=1)
+    )
+    return render_chain(Chain(steps, answer))
+
+
+def depth_record(
+    root: Path,
+    name: str,
+    picture: Image.Image,
+    *,
+    chain: str = RELEASED_CHAIN,
+    dataset: str = "flickr30k",
+    problem: str | None = None,
+    **extra,
+) -> dict:
+    """A released-style SIF-50K record whose depth picture is `picture` (saved as images/NAME_d.png)."""
     (root / "images").mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, (90, 120, 200)).save(root / "images" / f"{name}.jpg")
-    depth = np.full((size[1], size[0]), 0.5, dtype=np.float32)
-    Image.fromarray(encode_spectral_r(depth)).save(root / "images" / f"{name}_d.png")
+    Image.new("RGB", picture.size, (90, 120, 200)).save(root / "images" / f"{name}.jpg")
+    picture.save(root / "images" / f"{name}_d.png")
+    problem = problem or f"What colour is the dress in {name}?"
     image, depth_image = f"images/{name}.jpg", f"images/{name}_d.png"
     return {
-        "dataset": "flickr30k",
+        "dataset": dataset,
         "image": image,
         "depth_image": depth_image,
         "problem": problem,
@@ -41,12 +83,8 @@ def released_record(root: Path, name: str, size=(48, 32), problem="What colour i
         "response": "pink",
         "messages": [
             {"role": "user", "content": sif_user_prompt(problem)},
-            {"role": "assistant", "content": RELEASED_CHAIN},
+            {"role": "assistant", "content": chain},
         ],
         "images": [image, depth_image],
+        **extra,
     }
-
-
-def write_json(path: Path, records) -> Path:
-    path.write_text(json.dumps(records), encoding="utf-8")
-    return path
