@@ -119,7 +119,7 @@ def test_print_config_prints_what_trl_and_peft_get():
     printed = json.loads(result.output[result.output.index("{") :])
     assert printed["stage"] == "grpo" and printed["batch"]["prompts_per_step"] == 2
     assert printed["trl"]["loss_type"] == "grpo" and printed["peft"]["r"] == 16
-    assert "lm_head" in printed["peft"]["target_modules"]
+    assert "lm_head" not in printed["peft"]["target_modules"]
     sft = runner.invoke(app, ["train", "sft", "--print-config", "--config", str(ROOT / "configs" / "sft.yaml")])
     assert sft.exit_code == 0, sft.output
     printed = json.loads(sft.output[sft.output.index("{") :])
@@ -128,7 +128,9 @@ def test_print_config_prints_what_trl_and_peft_get():
     assert bad.exit_code == 1 and "unknown setting(s) lora_rank" in bad.output
 
 
-def test_grpo_lora_adapts_lm_head_and_the_language_model_never_the_vision_tower(tiny_model):
+def test_grpo_lora_adapts_the_language_model_never_lm_head_or_the_vision_tower(tiny_model):
+    """The reference also adapted lm_head; TRL's GRPOTrainer refuses that (it computes log-probs
+    from lm_head.weight), so asking for it is a clear settings error, before any model loads."""
     from peft import get_peft_model
 
     from training.modeling import load_model, lora_config
@@ -138,7 +140,10 @@ def test_grpo_lora_adapts_lm_head_and_the_language_model_never_the_vision_tower(
         for name, _ in get_peft_model(load_model(str(tiny_model)), lora_config(GRPOSettings())).named_modules()
         if name.endswith(".lora_A.default")
     }
-    assert any(name.endswith("lm_head") for name in adapted)
+    assert not any(name.endswith("lm_head") for name in adapted)
+    with pytest.raises(ConfigError, match="refuses a LoRA adapter on lm_head"):
+        GRPOSettings(lora_target_modules="all-linear+lm_head")
+    assert GRPOSettings(lora_target_modules="all-linear+lm_head", full_finetune=True).full_finetune
     assert any(name.endswith("mlp.down_proj") for name in adapted) and any("q_proj" in n for n in adapted)
     assert not any("visual" in name for name in adapted)
     sft = {

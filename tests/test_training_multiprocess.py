@@ -82,7 +82,10 @@ def test_sft_on_two_processes_splits_the_data_and_records_one_run(tiny_model, sy
 
 def test_grpo_on_two_processes_writes_each_rollout_once_and_resumes(tiny_model, synth_data, tmp_path):
     out = tmp_path / "grpo"
-    settings = grpo_settings(tiny_model, synth_data, out, max_steps=2, save_steps=1, rollouts_per_step=100)
+    # 4 prompts of 2 completions a step: one batch of 4 completions on each of the 2 processes.
+    settings = grpo_settings(
+        tiny_model, synth_data, out, max_steps=2, save_steps=1, rollouts_per_step=100, prompts_per_step=4
+    )
     per_process, group = settings.per_device_train_batch_size, settings.num_generations
     train_on_two_processes("grpo", settings, tmp_path)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sif.errors import ConfigError
+
 
 @dataclass
 class LoraSettings:
@@ -91,7 +93,9 @@ class GRPOSettings(LoraSettings):
     lora_r: int = 64
     lora_alpha: int = 128
     lora_dropout: float = 0.05
-    lora_target_modules: str | list[str] = "all-linear+lm_head"
+    # The reference also adapted lm_head; TRL's GRPOTrainer computes log-probabilities from
+    # lm_head.weight directly and refuses an adapter there, so GRPO adapts the other linear layers.
+    lora_target_modules: str | list[str] = "all-linear"
     suffix: str = "sif"  # sif: the SFT prompt; rl: the reference RL prompt (no "with depth")
     num_generations: int = 8
     beta: float = 0.04
@@ -121,3 +125,11 @@ class GRPOSettings(LoraSettings):
     judge: JudgeSettings = field(default_factory=JudgeSettings)
     rewards: RewardSettings = field(default_factory=RewardSettings)
     trl: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        targets = [self.lora_target_modules] if isinstance(self.lora_target_modules, str) else self.lora_target_modules
+        if not self.full_finetune and any("lm_head" in str(t) for t in targets):
+            raise ConfigError(
+                "lora_target_modules: TRL's GRPOTrainer computes log-probabilities from lm_head.weight directly "
+                "and refuses a LoRA adapter on lm_head; use all-linear (or full_finetune: true)"
+            )
