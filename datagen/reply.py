@@ -1,10 +1,12 @@
 """Turning a teacher's reply into a chain: extract it, check it kept the plan, repair what is safe.
 
 Safe repairs: wrapping prose or code fences around the chain, numbers not in canonical form,
-boxes that drift from the plan within a tolerance (snapped back to the planned boxes), depths
-(always the planned ones, which come from the depth map), and the answer (always the ground
-truth, since the teacher was told it). Anything else — unclosed or stray tags, missing or extra steps, a step with
-another number of regions, a box beyond the tolerance, an empty text — leaves the reply
+boxes in pixel coordinates of the image (converted), boxes that drift from the plan within a
+tolerance (snapped back to the planned boxes), depths (always the planned ones, which come from
+the depth map), and the answer (always the ground truth, since the teacher was told it: a
+missing or unclosed `<answer>` is fine). Anything else — unclosed or stray tags in the steps,
+missing or extra steps, a step with another number of regions, a box beyond the tolerance,
+numbers that are neither normalized nor pixels of the image, an empty text — leaves the reply
 invalid, and it is stored verbatim with these problems.
 """
 
@@ -16,11 +18,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from sif.chain import Chain, Region, Step, parse_chain, render_chain, validate_chain
+from sif.chain import Chain, Region, Step, first_notes, parse_chain, render_chain, validate_chain
+from sif.geometry import to_normalized
 from sif.plan import FocusPlan
 
 DEFAULT_BOX_TOLERANCE = 0.02  # largest |coordinate difference| from the planned box, normalized
+PIXEL_SLACK = 1.01  # pixel boxes may overshoot the image by 1% (rounding); they are clipped to it
 _FENCE = re.compile(r"^\s*```[\w-]*\s*$", re.M)
+_CHAIN_START = re.compile(r"<think>\s*<area>")
 
 
 @dataclass
@@ -43,13 +48,49 @@ class ReplyCheck:
 
 
 def extract_chain_text(reply: str) -> str:
-    """The part of a reply from the first `<think>` to the last `</answer>` (fences dropped)."""
+    """The chain in a reply, code fences dropped: from the `<think>` that opens the first step
+    (a `<think>` followed by `<area>`, else the first `<think>`: prose before the chain may name
+    the tags) to the first `</answer>` after it. Without a `</answer>` it runs to the end of the
+    reply when an `<answer>` was opened, else to the last `</think>`.
+
+    >>> extract_chain_text("Use <think> tags.\\n<think><area>[]</area><text>t</text></think><answer>a</answer> Done.")
+    '<think><area>[]</area><text>t</text></think><answer>a</answer>'
+    """
     text = _FENCE.sub("", reply)
-    start = text.find("<think>")
-    end = text.rfind("</answer>")
-    if start >= 0 and end > start:
+    first_step = _CHAIN_START.search(text)
+    start = first_step.start() if first_step else text.find("<think>")
+    if start < 0:
+        return text.strip()
+    end = text.find("</answer>", start)
+    if end >= 0:
         return text[start : end + len("</answer>")]
-    return text.strip()
+    if text.find("<answer>", start) < 0 and text.rfind("</think>") > start:
+        return text[start : text.rfind("</think>") + len("</think>")]
+    return text[start:].strip()
+
+
+def _about_answer(note: str) -> bool:
+    """A lenient-parse note about the answer: harmless here, since the ground truth replaces it."""
+    return "<answer>" in note
+
+
+def _pixel_boxes(steps: tuple[Step, ...], size: tuple[int, int] | None) -> tuple[tuple[Step, ...], str, str]:
+    """(steps, repair, problem): boxes given in pixels of the `size` (width, height) image are
+    normalized (the repair says so); numbers above 1 that are not such pixels are a problem.
+    Normalized boxes (no number above 1) come back unchanged, with neither."""
+    boxes = [r.bbox for s in steps for r in s.regions]
+    if all(v <= 1.0 for b in boxes for v in b):
+        return steps, "", ""
+    if size is None:
+        return steps, "", "boxes have numbers above 1 (pixel coordinates?) and the image size is unknown"
+    w, h = size
+    fits = (min(b) >= 0 and max(b[0], b[2]) <= w * PIXEL_SLACK and max(b[1], b[3]) <= h * PIXEL_SLACK for b in boxes)
+    if not all(fits):
+        return steps, "", f"boxes have numbers above 1 that are not pixel coordinates of the {w}×{h} image either"
+    converted = tuple(
+        Step(tuple(Region(tuple(to_normalized(r.bbox, w, h)), r.depth) for r in s.regions), s.text) for s in steps
+    )
+    return converted, f"converted pixel boxes of the {w}×{h} image to normalized ones", ""
 
 
 def _drift(a, b) -> float:
@@ -67,8 +108,16 @@ def _match_regions(got: tuple[Region, ...], planned: list[Region]) -> tuple[list
     return order, drifts
 
 
-def check_reply(reply: str, plan: FocusPlan, answer: str, *, tolerance: float = DEFAULT_BOX_TOLERANCE) -> ReplyCheck:
-    """Check `reply` against `plan` and the ground-truth `answer`; repair what is safe."""
+def check_reply(
+    reply: str,
+    plan: FocusPlan,
+    answer: str,
+    *,
+    tolerance: float = DEFAULT_BOX_TOLERANCE,
+    size: tuple[int, int] | None = None,
+) -> ReplyCheck:
+    """Check `reply` against `plan` and the ground-truth `answer`; repair what is safe. `size`
+    (width, height) of the image lets boxes given in pixels be recognised and converted."""
     candidate = extract_chain_text(reply)
     repairs: list[str] = []
     if candidate != reply.strip():
@@ -77,12 +126,16 @@ def check_reply(reply: str, plan: FocusPlan, answer: str, *, tolerance: float = 
     parsed = parse_chain(candidate)
     steps = parsed.chain.steps
     # What the lenient parser had to skip or guess is structural damage, not a safe repair
-    # (a missing <answer> is fine: the ground truth replaces it anyway).
-    problems = [f"unreadable reply: {s}" for s in parsed.skipped if s != "no <answer>"]
+    # (but not a missing or unclosed <answer>: the ground truth replaces it anyway).
+    problems = [f"unreadable reply: {s}" for s in parsed.skipped if not _about_answer(s)]
     if not steps:
         problems.append("no <area>/<text> step could be read from the reply")
     elif len(steps) != len(plan.steps):
         problems.append(f"the reply has {len(steps)} steps, the plan has {len(plan.steps)}")
+    else:
+        steps, repair, problem = _pixel_boxes(steps, size)
+        repairs += [repair] if repair else []
+        problems += [problem] if problem else []
     max_drift = 0.0
     new_steps: list[Step] = []
     if not problems:
@@ -100,14 +153,15 @@ def check_reply(reply: str, plan: FocusPlan, answer: str, *, tolerance: float = 
                     problems.append(f"step {i} region {j}: box drifts {d:.3f} from the plan (tolerance {tolerance:g})")
             new_steps.append(Step(tuple(planned), text))
     if problems:
-        return ReplyCheck(None, problems + [str(p) for p in format_problems], repairs, max_drift)
+        return ReplyCheck(None, first_notes(problems + [str(p) for p in format_problems]), repairs, max_drift)
 
     chain = Chain(tuple(new_steps), answer.strip())
     final_problems = validate_chain(render_chain(chain))
     if final_problems:  # e.g. a text that itself contains tags
         return ReplyCheck(None, [str(p) for p in final_problems], repairs, max_drift)
     if format_problems:
-        repairs.append("fixed format: " + "; ".join(str(p) for p in format_problems[:5]))
+        more = f" (and {len(format_problems) - 5} more)" if len(format_problems) > 5 else ""
+        repairs.append("fixed format: " + "; ".join(str(p) for p in format_problems[:5]) + more)
     if max_drift > 0.0005:
         repairs.append(f"snapped boxes to the plan (largest drift {max_drift:.3f})")
     got_depths = sorted(-1.0 if r.depth is None else r.depth for s in steps for r in s.regions)

@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from common.redact import REDACTED, redact
 from evaluation.adapters import BENCHMARKS, load_benchmark
 from evaluation.metrics import aggregate, score_record
 from evaluation.records import EvalRecord
@@ -133,6 +134,10 @@ def _open_run(store, config: EvalConfig, resume: str | None) -> tuple[str, EvalC
     stored = EvalConfig.from_json(run["config"])
     if stored.benchmark != config.benchmark:
         raise ConfigError(f"run {resume} evaluated {stored.benchmark!r}, not {config.benchmark!r}")
+    if REDACTED in (stored.base_url or ""):  # credentials in the URL are never stored
+        if not config.base_url:
+            raise ConfigError(f"run {resume}'s base URL held credentials, which are not stored; pass --base-url again")
+        stored.base_url = config.base_url
     return resume, stored
 
 
@@ -174,7 +179,7 @@ def run_eval(
         try:
             text = _predict(backend, record, config)
         except Exception as exc:  # one bad record never stops a run; it is reported and retried on resume
-            failures.append({"id": record.id, "error": f"{type(exc).__name__}: {exc}"})
+            failures.append({"id": record.id, "error": redact(f"{type(exc).__name__}: {exc}")})
             continue
         store.add_revision(sid, text, origin="prediction", author=author, run_id=run_id)
         predicted += 1
@@ -256,7 +261,10 @@ def score_run(store, run_id: str, config: EvalConfig, records, sample_ids, score
     for r, sid in zip(records, sample_ids):
         if sid not in texts:
             continue
-        s = score_record(r, texts[sid], scorer)
+        try:
+            s = score_record(r, texts[sid], scorer)
+        except Exception as exc:  # hostile text met a bug: this record scores as an unreadable answer
+            s = {**score_record(r, "", scorer), "error": redact(f"{type(exc).__name__}: {exc}")}
         scored.append(r)
         scores.append(s)
         per_record.append({"id": r.id, "sample_id": sid, "category": r.category, **s})

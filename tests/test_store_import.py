@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from db.importers import import_file, sif50k_converter, tallyqa_converter, unpad_square, viscot_converter
 from db.store import Store
-from tests.support.shared_data import VSR_FILE as VSR
+from tests.support.shared_data import VSR_SAMPLE
 from tests.support.store import RELEASED_CHAIN, released_record, synth_folder, write_json
 
 runner = CliRunner()
@@ -91,18 +91,20 @@ def test_bad_records_are_reported_and_good_ones_kept(tmp_path):
     assert store.get_sample(row[0]).missing
 
 
-def test_all_vsr_records_import_with_boxes_normalized(tmp_path):
-    records = [json.loads(line) for line in Path(VSR).read_text().splitlines()]
-    assert len(records) == 3376
+def _import_vsr(tmp_path, vsr: str) -> int:
+    """Import a Visual-CoT VSR file through the CLI (placeholder images of each record's size);
+    check every box against the file and a hand-computed one; return the record count."""
+    records = [json.loads(line) for line in Path(vsr).read_text().splitlines()]
+    n = len(records)
     images = tmp_path / "vsr"
     images.mkdir()
     for name, w, h in {(r["image"], r["width"], r["height"]) for r in records}:
         Image.new("L", (w, h)).save(images / name, format="PNG", compress_level=1)
-    result = runner.invoke(app, ["import", "viscot", VSR, "--images", str(images), "--db", str(tmp_path / "v.db")])
+    result = runner.invoke(app, ["import", "viscot", vsr, "--images", str(images), "--db", str(tmp_path / "v.db")])
     assert result.exit_code == 0, result.output
-    assert "3376 records: 3376 samples added" in result.output and "0 errors" in result.output
+    assert f"{n} records: {n} samples added" in result.output and "0 errors" in result.output
     store = Store.open(tmp_path / "v.db")
-    assert store.count(dataset="vsr") == 3376 and store.count(origin="none") == 3376
+    assert store.count(dataset="vsr") == n and store.count(origin="none") == n
     rows = store.conn.execute("SELECT gt_boxes, width, height FROM samples ORDER BY id").fetchall()
     got = np.array([json.loads(r[0])[0] for r in rows])
     want = np.array(
@@ -117,8 +119,18 @@ def test_all_vsr_records_import_with_boxes_normalized(tmp_path):
     s = store.get_sample(2)
     assert s.gt_boxes[0] == pytest.approx([0.0, 0.88 / 428, 1.0, 422.54 / 428])
     assert s.gt_boxes[0][3] == pytest.approx(0.987243, abs=1e-6)
-    again = runner.invoke(app, ["import", "viscot", VSR, "--images", str(images), "--db", str(tmp_path / "v.db")])
-    assert "0 samples added, 3376 already present" in again.output
+    again = runner.invoke(app, ["import", "viscot", vsr, "--images", str(images), "--db", str(tmp_path / "v.db")])
+    assert f"0 samples added, {n} already present" in again.output
+    return n
+
+
+def test_all_vsr_records_import_with_boxes_normalized(tmp_path, vsr_full):
+    assert _import_vsr(tmp_path, vsr_full) == 3376
+
+
+def test_shipped_vsr_records_import_with_boxes_normalized(tmp_path):
+    """The same on the 300 records shipped in tests/data (a fresh clone has no ../shared)."""
+    assert _import_vsr(tmp_path, VSR_SAMPLE) == 300
 
 
 def test_square_padding_undone_on_hand_computed_examples():
