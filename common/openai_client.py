@@ -21,12 +21,13 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from PIL import Image
 
-from common.redact import redact, register_secret, scrub
-from sif.errors import SifError
+from common.redact import redact, register_secret, register_url_secrets, scrub
+from sif.errors import ConfigError, SifError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -101,6 +102,16 @@ def user_message(text: str, images=(), fmt: str = "PNG") -> dict:
     return {"role": "user", "content": parts}
 
 
+def chat_url(base_url: str) -> str:
+    """The chat-completions endpoint under `base_url`, its query (`?api-version=…`) kept at the end.
+
+    >>> chat_url("https://host/openai/v1/?api-version=2024-10-21")
+    'https://host/openai/v1/chat/completions?api-version=2024-10-21'
+    """
+    parts = urlsplit(base_url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/chat/completions"))
+
+
 class ChatClient:
     """Async chat-completions client; use as `async with ChatClient(cfg) as c: await c.complete(msgs)`.
 
@@ -118,11 +129,16 @@ class ChatClient:
 
     async def __aenter__(self) -> ChatClient:
         headers = {"Content-Type": "application/json"}
+        if self.config.api_key and urlsplit(self.config.base_url).username is not None:
+            raise ConfigError(
+                f"the base URL carries credentials and ${self.config.api_key_env} is set: use one of them, not both"
+            )
+        register_url_secrets(self.config.base_url)
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
         slots = max(1, self.config.concurrency)
         self._slots = asyncio.Semaphore(slots)
-        self._url = self.config.base_url.rstrip("/") + "/chat/completions"
+        self._url = chat_url(self.config.base_url)
         self._session = aiohttp.ClientSession(
             headers=headers,
             connector=aiohttp.TCPConnector(limit=slots),
@@ -201,7 +217,9 @@ class ChatClient:
         usage = _usage(body.get("usage"))
         self.usage.update(usage)
         text = body["choices"][0]["message"].get("content") or ""
-        if not isinstance(text, str):  # a list of content parts, say: kept as its JSON
+        if isinstance(text, list):  # content parts: their text
+            text = "".join(p["text"] for p in text if isinstance(p, dict) and isinstance(p.get("text"), str))
+        elif not isinstance(text, str):  # anything else is kept as its JSON
             text = json.dumps(text)
         return ChatResult(scrub(text), usage, attempts, time.monotonic() - start)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import parse_qsl, urlsplit
 
 REDACTED = "***"
 MIN_SECRET = 8  # shorter values are not treated as secrets (they would redact ordinary words)
@@ -51,6 +52,16 @@ def register_secret(value: str | None) -> None:
     redacted wherever it turns up."""
     if value and len(value) >= MIN_SECRET:
         _KNOWN.add(value)
+
+
+def register_url_secrets(url: str) -> None:
+    """Remember the credentials a URL carries (its password, and query values named like
+    secrets), so that a server echoing them is redacted too."""
+    parts = urlsplit(url)
+    register_secret(parts.password)
+    for name, value in parse_qsl(parts.query):
+        if re.fullmatch(_SECRET_NAME, name, re.I):
+            register_secret(value)
 
 
 def _secrets() -> list[str]:

@@ -6,8 +6,9 @@ tolerance (snapped back to the planned boxes), depths (always the planned ones, 
 the depth map), and the answer (always the ground truth, since the teacher was told it: a
 missing or unclosed `<answer>` is fine). Anything else — unclosed or stray tags in the steps,
 missing or extra steps, a step with another number of regions, a box beyond the tolerance,
-numbers that are neither normalized nor pixels of the image, an empty text — leaves the reply
-invalid, and it is stored verbatim with these problems.
+numbers that are neither normalized nor pixels of the image, an empty text, a text holding
+control characters or undecodable bytes — leaves the reply invalid, and it is stored verbatim
+with these problems.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ DEFAULT_BOX_TOLERANCE = 0.02  # largest |coordinate difference| from the planned
 PIXEL_SLACK = 1.01  # pixel boxes may overshoot the image by 1% (rounding); they are clipped to it
 _FENCE = re.compile(r"^\s*```[\w-]*\s*$", re.M)
 _CHAIN_START = re.compile(r"<think>\s*<area>")
+# Control characters, U+FFFD (bytes that were not UTF-8) and lone surrogates: not a teacher's words.
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd\ud800-\udfff]")
 
 
 @dataclass
@@ -143,6 +146,11 @@ def check_reply(
             text = step.text.strip()
             if not text:
                 problems.append(f"step {i}: the text is empty")
+            bad = _NOT_TEXT.search(text)
+            if bad:
+                problems.append(
+                    f"step {i}: the text holds {bad.group(0)!r}, which is not text (a control character or undecodable bytes)"
+                )
             if len(step.regions) != len(planned):
                 problems.append(f"step {i}: the reply has {len(step.regions)} region(s), the plan has {len(planned)}")
                 continue

@@ -170,7 +170,7 @@ def analyse_chain(
 ) -> ChainAnalysis:
     """`depth_file` is (path, encoding) of an existing depth map, or None (no depth check)."""
     if isinstance(chain, Chain):
-        raw, source = None, render_chain(chain)
+        raw, source = None, clean_text(render_chain(chain))
     elif isinstance(chain, str):
         raw = source = clean_text(chain)
     else:

@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from common.redact import REDACTED, redact
+from common.redact import REDACTED, redact, redact_config
 from evaluation.adapters import BENCHMARKS, load_benchmark
 from evaluation.metrics import aggregate, score_record
 from evaluation.records import EvalRecord
@@ -196,7 +196,15 @@ def run_eval(
     result = RunResult(run_id, metrics, predicted, len(records), missing, failures, loaded.problems)
     if report_dir is not None:
         result.report_paths = write_report(
-            Path(report_dir), run_id, asdict(config), summary, metrics, per_record, missing, failures, loaded.problems
+            Path(report_dir),
+            run_id,
+            redact_config(asdict(config)),
+            summary,
+            metrics,
+            per_record,
+            missing,
+            failures,
+            loaded.problems,
         )
     return result
 

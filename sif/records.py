@@ -69,19 +69,21 @@ def _object(value) -> dict | RecordError:
 
 
 def _not_text(record: dict) -> str | None:
-    """The field (dotted path) of the first string in `record`, key or value, that holds a lone
-    surrogate: text that has no UTF-8 form and cannot be stored."""
-    stack: list[tuple[str, object]] = [(str(k), v) for k, v in record.items()]
-    stack += [("record", k) for k in record]
+    """The field (dotted path, in record order) of the first string in `record`, key or value,
+    that holds a lone surrogate: text that has no UTF-8 form and cannot be stored."""
+    stack: list[tuple[str, object]] = [("", record)]
     while stack:
         where, v = stack.pop()
         if isinstance(v, str):
             if SURROGATES.search(v):
                 return SURROGATES.sub("?", where)
         elif isinstance(v, dict):
-            stack += [(f"{where}.{k}", x) for k, x in v.items()] + [(where, k) for k in v]
+            for k in v:
+                if SURROGATES.search(k):
+                    return SURROGATES.sub("?", f"{where}.{k}" if where else k)
+            stack.extend(reversed([(f"{where}.{k}" if where else k, x) for k, x in v.items()]))
         elif isinstance(v, list):
-            stack += [(f"{where}[{i}]", x) for i, x in enumerate(v)]
+            stack.extend(reversed([(f"{where}[{i}]", x) for i, x in enumerate(v)]))
     return None
 
 
