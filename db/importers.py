@@ -563,9 +563,11 @@ def import_dataset(
     if data_root is None and not Path(db_path).exists():
         data_root = source_dir
     store = Store.open(db_path, data_root)
-    if store.read_only:
+    try:
+        store.require_writable()  # before reading the file
+    except StoreError:
         store.close()
-        raise StoreError(f"cannot import into {store.path}: it is read-only ({store.read_only})")
+        raise
     convert = (
         sif50k_converter(Path(source_dir), unpad_boxes=unpad_boxes)
         if kind == "sif50k"

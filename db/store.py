@@ -400,13 +400,17 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def require_writable(self) -> None:
+        """Raise a StoreError saying why, when this store was opened read-only."""
+        if self.read_only:
+            raise StoreError(f"{self.path} is read-only ({self.read_only}): nothing can be saved to it")
+
     @contextmanager
     def transaction(self, *, savepoint: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction (`BEGIN IMMEDIATE`, so concurrent writers queue instead of failing
         on upgrade); nested calls use savepoints, so one failed record rolls back alone
         (`savepoint=False` joins the outer transaction, for a block that writes one statement)."""
-        if self.read_only:
-            raise StoreError(f"{self.path} is read-only ({self.read_only}): nothing can be saved to it")
+        self.require_writable()
         conn = self.conn
         if conn.in_transaction and not savepoint:
             yield conn
