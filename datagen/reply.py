@@ -90,9 +90,12 @@ def _pixel_boxes(steps: tuple[Step, ...], size: tuple[int, int] | None) -> tuple
     fits = (min(b) >= 0 and max(b[0], b[2]) <= w * PIXEL_SLACK and max(b[1], b[3]) <= h * PIXEL_SLACK for b in boxes)
     if not all(fits):
         return steps, "", f"boxes have numbers above 1 that are not pixel coordinates of the {w}×{h} image either"
-    converted = tuple(
-        Step(tuple(Region(tuple(to_normalized(r.bbox, w, h)), r.depth) for r in s.regions), s.text) for s in steps
-    )
+
+    def normalized(r: Region) -> Region:
+        x1, y1, x2, y2 = to_normalized(r.bbox, w, h)
+        return Region((x1, y1, x2, y2), r.depth)
+
+    converted = tuple(Step(tuple(map(normalized, s.regions)), s.text) for s in steps)
     return converted, f"converted pixel boxes of the {w}×{h} image to normalized ones", ""
 
 

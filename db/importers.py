@@ -28,7 +28,7 @@ from types import SimpleNamespace
 from PIL import Image
 
 from common.processes import exit_with_parent
-from db.store import DEPTH_MAP_KEY, MAX_SIDE, ChainAnalysis, Store, StoreError, analyse_chain, check_boxes
+from db.store import DEPTH_MAP_KEY, MAX_SIDE, ChainAnalysis, Store, StoreError, analyse_chain, brief, check_boxes
 from sif.errors import RecordError
 from sif.geometry import four_numbers, to_normalized
 from sif.records import read_records
@@ -97,7 +97,7 @@ def import_records(
             report.errors.append(f"record {index}: {exc}")
             continue
         except Exception as exc:  # a record that breaks a converter is still only that record's problem
-            report.errors.append(f"record {index}: cannot be imported ({type(exc).__name__}: {_brief(exc)})")
+            report.errors.append(f"record {index}: cannot be imported ({type(exc).__name__}: {brief(str(exc), 120)})")
             continue
         items.append((index, item))
     with _analyser(store, [item for _, item in items], workers) as analyses:
@@ -207,7 +207,7 @@ def _write(store: Store, pending: list, author: str, report: ImportReport) -> No
         )
     except RECORD_FAILURES as exc:  # one record broke the batch's transaction (rolled back): find it
         if len(pending) == 1:
-            results = [StoreError(f"cannot be stored ({type(exc).__name__}: {_brief(exc)})")]
+            results = [StoreError(f"cannot be stored ({type(exc).__name__}: {brief(str(exc), 120)})")]
         else:
             for row in pending:
                 _write(store, [row], author, report)
@@ -260,11 +260,6 @@ def split_of(record: dict) -> str:
     return optional_text(record, "split") or "train"
 
 
-def _brief(value, limit: int = 120) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def source_key(image: str, question: str) -> str:
     """A stable source id for records that have none: the image name and a hash of the question."""
     return f"{Path(image).name}:{hashlib.sha1(question.encode()).hexdigest()[:10]}"
@@ -285,7 +280,7 @@ def _box_numbers(box, field_name: str) -> list[float]:
     """A box as 4 floats, or a RecordError naming the field."""
     numbers = four_numbers(box)
     if numbers is None:
-        raise RecordError(f"expected 4 numbers, got {_brief(repr(box), 80)}", field=field_name)
+        raise RecordError(f"expected 4 numbers, got {brief(repr(box))}", field=field_name)
     return numbers
 
 
@@ -314,7 +309,7 @@ def _positive_int(record: dict, key: str) -> int | None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_SIDE:
         raise RecordError(
-            f"must be a whole number of pixels from 1 to {MAX_SIDE}, got {_brief(repr(value), 40)}", field=key
+            f"must be a whole number of pixels from 1 to {MAX_SIDE}, got {brief(repr(value), 40)}", field=key
         )
     return value
 

@@ -266,19 +266,18 @@ def check_boxes(boxes, field_name: str = "gt_boxes") -> list[list[float]]:
     for i, box in enumerate(boxes):
         numbers = four_numbers(box)
         if numbers is None:
-            raise StoreError(f"{field_name}[{i}]: expected 4 numbers, got {_brief(box)}")
+            raise StoreError(f"{field_name}[{i}]: expected 4 numbers, got {brief(repr(box))}")
         x1, y1, x2, y2 = numbers
         if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
             raise StoreError(
-                f"{field_name}[{i}]: {_brief(box)} is not a normalized box (0 ≤ x1 < x2 ≤ 1, 0 ≤ y1 < y2 ≤ 1)"
+                f"{field_name}[{i}]: {brief(repr(box))} is not a normalized box (0 ≤ x1 < x2 ≤ 1, 0 ≤ y1 < y2 ≤ 1)"
             )
         out.append(numbers)
     return out
 
 
-def _brief(value, limit: int = 80) -> str:
-    """`repr(value)` cut to `limit` characters: hostile values can be megabytes long."""
-    text = repr(value)
+def brief(text: str, limit: int = 80) -> str:
+    """`text` cut to `limit` characters, for messages: hostile values can be megabytes long."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -539,9 +538,11 @@ class Store:
                 raise StoreError(f"{name}: must be a non-empty string")
         for name, value in (("width", width), ("height", height)):
             if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_SIDE:
-                raise StoreError(f"{name}: must be a whole number of pixels from 1 to {MAX_SIDE}, got {_brief(value)}")
+                raise StoreError(
+                    f"{name}: must be a whole number of pixels from 1 to {MAX_SIDE}, got {brief(repr(value))}"
+                )
         if split not in SPLITS:
-            raise StoreError(f"split: {_brief(split)} is not one of {', '.join(SPLITS)}")
+            raise StoreError(f"split: {brief(repr(split))} is not one of {', '.join(SPLITS)}")
         if meta is not None and not isinstance(meta, dict):
             raise StoreError(f"meta: expected an object, got {type(meta).__name__}")
         texts = (("dataset", dataset), ("source_id", source_id), ("question", question), ("answer", answer))
