@@ -101,13 +101,13 @@ def test_each_hostile_reply_ends_as_a_chain_or_problems_quickly(case, depth_file
     _parsed_or_problems(text)
     check = check_reply(text, PLAN, "red", size=SIZE)
     rewards = _all_rewards([text, [{"role": "assistant", "content": text}]], depth_file)
-    analysis = analyse_chain(text, GT, (depth_file, "gray16_depth"))
+    stored = check.chain if check.ok else text  # what generate stores
+    analysis = analyse_chain(stored, GT, (depth_file, "gray16_depth"), check.problems)
     elapsed = time.monotonic() - start
     assert elapsed < 20, f"{case}: {elapsed:.1f} s"
     assert all(math.isfinite(v) for row in rewards for v in row)
     assert check.ok == (case in USABLE), (case, check.problems)
-    if not check.ok:
-        assert check.problems and analysis.problems
+    assert bool(analysis.problems) == (not check.ok)
 
 
 def test_validation_stays_linear_on_many_unclosed_tags():
