@@ -17,7 +17,7 @@ from evaluation.adapters import BENCHMARKS, load_benchmark
 from evaluation.metrics import aggregate, score_record
 from evaluation.records import EvalRecord
 from evaluation.report import eval_run, write_report
-from sif.errors import ConfigError
+from sif.errors import ConfigError, SifError
 from sif.prompts import RL_SUFFIX, SIF_SUFFIX
 from sif.rewards import rule_based_score
 
@@ -165,7 +165,7 @@ def run_eval(
     author = config.model or getattr(backend, "name", config.backend)
     store.update_run(run_id, status="running")
 
-    sample_ids = _register_samples(store, config.benchmark, records)
+    records, sample_ids = _register_samples(store, config.benchmark, records, loaded.problems)
     done = set(store.run_predictions(run_id))
     missing = [{"id": r.id, "image": r.image} for r in records if r.image_missing]
     failures: list[dict] = []
@@ -221,8 +221,12 @@ def _stored_answer(r: EvalRecord) -> str:
     return r.answer if r.answer else "(no answer given)"
 
 
-def _register_samples(store, benchmark: str, records: list[EvalRecord]) -> list[int]:
-    """Each record as a store sample (idempotent), so predictions can attach to it."""
+def _register_samples(
+    store, benchmark: str, records: list[EvalRecord], problems: list[str]
+) -> tuple[list[EvalRecord], list[int]]:
+    """Each record as a store sample (idempotent), so predictions can attach to it: the records
+    stored and their sample ids. A record the store refuses (a size no picture has, say) is
+    added to `problems` and left out, and the run goes on."""
     for r in records[:1]:
         folder = Path(r.image).parent.resolve()
         if not folder.is_relative_to(store.data_root):
@@ -230,36 +234,41 @@ def _register_samples(store, benchmark: str, records: list[EvalRecord]) -> list[
                 f"benchmark images in {folder} are outside the store's data root {store.data_root}; "
                 "use a store whose data root contains them"
             )
-    ids = []
+    kept, ids = [], []
     for start in range(0, len(records), SAMPLE_CHUNK):
         with store.transaction():
             for r in records[start : start + SAMPLE_CHUNK]:
-                _fill_size(r)
-                known = bool(r.width and r.height)
-                ids.append(
-                    store.add_sample(
-                        dataset=benchmark,
-                        source_id=r.id,
-                        image=r.image,
-                        question=r.question,
-                        answer=_stored_answer(r),
-                        gt_boxes=r.gt_boxes,
-                        width=r.width or 1,
-                        height=r.height or 1,
-                        split="eval",
-                        missing=r.image_missing,
-                        meta={
-                            "category": r.category,
-                            "kind": r.kind,
-                            "choices": r.choices,
-                            "labels": r.labels,
-                            "benchmark_dataset": r.dataset,
-                            "size_unknown": not known,
-                            **({"depth_map": r.depth} if r.depth else {}),
-                        },
+                try:
+                    _fill_size(r)
+                    known = bool(r.width and r.height)
+                    ids.append(
+                        store.add_sample(
+                            dataset=benchmark,
+                            source_id=r.id,
+                            image=r.image,
+                            question=r.question,
+                            answer=_stored_answer(r),
+                            gt_boxes=r.gt_boxes,
+                            width=r.width or 1,
+                            height=r.height or 1,
+                            split="eval",
+                            missing=r.image_missing,
+                            meta={
+                                "category": r.category,
+                                "kind": r.kind,
+                                "choices": r.choices,
+                                "labels": r.labels,
+                                "benchmark_dataset": r.dataset,
+                                "size_unknown": not known,
+                                **({"depth_map": r.depth} if r.depth else {}),
+                            },
+                        )
                     )
-                )
-    return ids
+                except (SifError, OSError, ValueError) as exc:  # one record's problem, not the run's
+                    problems.append(f"{r.id}: {exc}")
+                    continue
+                kept.append(r)
+    return kept, ids
 
 
 def score_run(store, run_id: str, config: EvalConfig, records, sample_ids, scorer) -> tuple[dict, list[dict]]:

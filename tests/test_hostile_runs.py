@@ -1,12 +1,14 @@
 """A teacher and a model under evaluation whose replies cycle through the hostile cases (local
 OpenAI-compatible servers, standing in for remote paid APIs): `sif generate` and `sif eval` exit
 0, every sample ends with exactly one revision (generate) or prediction (eval) of the run, and
-every paid reply is stored: usable ones repaired, the others verbatim with their problems."""
+every paid reply is stored: usable ones repaired, the others verbatim with their problems. A
+benchmark record the store refuses is a bad record of the run, not the end of it."""
 
 from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -18,6 +20,7 @@ from sif.synthetic import make_dataset
 from tests.support.datagen import add_samples, chain_reply, instruction_text, planned_areas
 from tests.support.fake_openai import Reply, fake_openai_server
 from tests.support.hostile import USABLE, hostile_replies, not_utf8_body, reply_body
+from tests.support.shared_data import REC_SAMPLE
 
 runner = CliRunner()
 KEY = "sk-hostile-key-0123456789"
@@ -147,3 +150,20 @@ def test_eval_stores_one_prediction_per_record_and_exits_0(synth, monkeypatch):
         assert stored == {clean_text(text) for text in model.sent.values()}  # every paid reply, verbatim
     report = json.loads(next((root / "reports").glob("*/report.json")).read_text())
     assert report["summary"]["predicted"] == len(CASES)
+
+
+def test_a_benchmark_record_the_store_refuses_is_a_bad_record_and_the_run_goes_on(tmp_path):
+    rows = [json.loads(line) for line in Path(REC_SAMPLE).read_text().splitlines()[:5]]
+    rows[2] = dict(rows[2], width=2**63)  # no picture is that wide
+    data = tmp_path / "rec.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = runner.invoke(
+        app,
+        ["eval", "rec", "--data", str(data), "--images", str(tmp_path / "img"), "--backend", "scripted"]
+        + ["--db", str(tmp_path / "sif.db"), "--out", str(tmp_path / "reports")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "4 new predictions, 4 records" in result.output and "1 bad records" in result.output
+    report = json.loads(next((tmp_path / "reports").glob("*/report.json")).read_text())
+    [bad] = report["bad_records"]
+    assert bad.startswith(f"refcoco-validation-{rows[2]['sent_id']}: width: must be a whole number of pixels")
