@@ -41,7 +41,15 @@ from db.schema import (
     migrate,
     migrations,
 )
-from sif.chain import SURROGATES, Chain, clean_text, first_notes, parse_chain, render_chain, validate_chain
+from sif.chain import (
+    Chain,
+    clean_text,
+    first_notes,
+    parse_chain,
+    render_chain,
+    surrogate_field,
+    validate_chain,
+)
 from sif.depth import ENCODINGS
 from sif.errors import SifError
 from sif.geometry import four_numbers, hiou
@@ -545,9 +553,10 @@ class Store:
             raise StoreError(f"split: {brief(repr(split))} is not one of {', '.join(SPLITS)}")
         if meta is not None and not isinstance(meta, dict):
             raise StoreError(f"meta: expected an object, got {type(meta).__name__}")
-        texts = (("dataset", dataset), ("source_id", source_id), ("question", question), ("answer", answer))
-        for name, text in (*texts, ("image", image), ("depth", depth), ("meta", meta)):
-            _storable(name, text)
+        fields = {"dataset": dataset, "source_id": source_id, "question": question, "answer": answer}
+        where = surrogate_field({**fields, "image": image, "depth": depth, "meta": meta})
+        if where is not None:
+            raise StoreError(f"{where}: contains a lone surrogate (\\ud800-\\udfff), which is not text")
         if depth_encoding is not None and depth_encoding not in ENCODINGS:
             raise StoreError(f"depth_encoding: {depth_encoding!r} is not one of {', '.join(ENCODINGS)}")
         if depth is not None and depth_encoding is None:
@@ -1102,23 +1111,6 @@ class Store:
         if kind is not None:
             sql, params = sql + " WHERE kind = ?", [kind]
         return [_run(r) for r in self.conn.execute(sql + " ORDER BY created_at DESC, id DESC", params)]
-
-
-def _storable(name: str, value) -> None:
-    """Refuse text SQLite cannot store: a lone surrogate (from a `\\ud800` escape in a JSON
-    file) has no UTF-8 form. Lists and dicts (meta) are searched, keys included."""
-    stack = [(name, value)]
-    while stack:
-        where, v = stack.pop()
-        if isinstance(v, str):
-            if SURROGATES.search(v):
-                raise StoreError(f"{where}: contains a lone surrogate (\\ud800-\\udfff), which is not text")
-        elif isinstance(v, dict):
-            for k, x in v.items():
-                stack.append((where, k))
-                stack.append((f"{where}.{clean_text(str(k))}", x))
-        elif isinstance(v, (list, tuple)):
-            stack.extend((f"{where}[{i}]", x) for i, x in enumerate(v))
 
 
 def _read_only_reason(path: Path) -> str | None:

@@ -154,6 +154,29 @@ def clean_text(text: str) -> str:
     return SURROGATES.sub("\ufffd", text)
 
 
+def surrogate_field(value, where: str = "") -> str | None:
+    """The field (a dotted path, in order) of the first string in `value` — a JSON-like value,
+    keys included — that holds a lone surrogate: text with no UTF-8 form, which cannot be stored.
+
+    >>> surrogate_field({"a": 1, "b": [{"c": "ok"}, {"d": "\\udcff"}]})
+    'b[1].d'
+    """
+    stack: list[tuple[str, object]] = [(where, value)]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, str):
+            if SURROGATES.search(v):
+                return SURROGATES.sub("?", where)
+        elif isinstance(v, dict):
+            for k in v:
+                if isinstance(k, str) and SURROGATES.search(k):
+                    return SURROGATES.sub("?", f"{where}.{k}" if where else k)
+            stack.extend(reversed([(f"{where}.{k}" if where else str(k), x) for k, x in v.items()]))
+        elif isinstance(v, (list, tuple)):
+            stack.extend(reversed([(f"{where}[{i}]", x) for i, x in enumerate(v)]))
+    return None
+
+
 # ---------------------------------------------------------------- untrusted JSON
 
 

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from sif.chain import SURROGATES
+from sif.chain import surrogate_field
 from sif.errors import RecordError
 
 
@@ -60,31 +60,12 @@ def _why(exc: Exception) -> str:
 def _object(value) -> dict | RecordError:
     if not isinstance(value, dict):
         return RecordError(f"expected a JSON object, got {type(value).__name__}", field="record")
-    where = _not_text(value)
+    where = surrogate_field(value)
     if where is not None:
         return RecordError(
             "holds bytes that are not UTF-8 text, or a \\ud800-style escape of no character", field=where
         )
     return value
-
-
-def _not_text(record: dict) -> str | None:
-    """The field (dotted path, in record order) of the first string in `record`, key or value,
-    that holds a lone surrogate: text that has no UTF-8 form and cannot be stored."""
-    stack: list[tuple[str, object]] = [("", record)]
-    while stack:
-        where, v = stack.pop()
-        if isinstance(v, str):
-            if SURROGATES.search(v):
-                return SURROGATES.sub("?", where)
-        elif isinstance(v, dict):
-            for k in v:
-                if SURROGATES.search(k):
-                    return SURROGATES.sub("?", f"{where}.{k}" if where else k)
-            stack.extend(reversed([(f"{where}.{k}" if where else k, x) for k, x in v.items()]))
-        elif isinstance(v, list):
-            stack.extend(reversed([(f"{where}[{i}]", x) for i, x in enumerate(v)]))
-    return None
 
 
 def _decode(text: str, i: int):
