@@ -3,9 +3,10 @@
 A server may echo the API key in an error, a base URL may carry credentials (`https://user:pass@host`,
 `?api-key=…`), and the store is append-only: a secret that reaches it stays. So the client
 redacts its errors, and the store redacts notes, problems and run configs before writing them.
-Redacted: the values of the secrets in use (every key a client read, and the value of any
-environment variable named like a key), strings that look like keys (`sk-…`, `hf_…`,
-`Bearer …`), URL userinfo, and query parameters named like key/token/secret.
+Redacted: the values of the secrets in use (every key a client read, the credentials in its
+base URL, and the value of any environment variable named like a key: `…_KEY`, `…_TOKEN`,
+`…_SECRET`), strings that look like keys (`sk-…`, `hf_…`, `Bearer …`), URL userinfo, and query
+parameters named like key/token/secret.
 
 >>> redact("GET https://ann:pw@api.example.com/v1?api-key=abc123&mode=x failed: Bearer sk-live-0123456789")
 'GET https://***@api.example.com/v1?api-key=***&mode=x failed: Bearer ***'
@@ -21,7 +22,8 @@ REDACTED = "***"
 MIN_SECRET = 8  # shorter values are not treated as secrets (they would redact ordinary words)
 
 _SECRET_NAME = r"[\w.-]*(?:key|token|secret|passw(?:or)?d|signature|credential|auth)[\w.-]*"
-_SECRET_ENV = re.compile(r"(?i)(key|token|secret|passw(or)?d|credential)")
+_SECRET_ENV = re.compile(r"(?i)(key|token|secret|passw(or)?d|credentials?)$")  # OPENAI_API_KEY, HF_TOKEN
+_SECRET_VALUE = re.compile(rf"[^\s/]{{{MIN_SECRET},}}")  # opaque: a path or a sentence is no key
 _PATTERNS = (
     # URL userinfo: scheme://user:password@host
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@]+@"), rf"\1{REDACTED}@"),
@@ -65,7 +67,7 @@ def register_url_secrets(url: str) -> None:
 
 
 def _secrets() -> list[str]:
-    env = (v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= MIN_SECRET)
+    env = (v for k, v in os.environ.items() if _SECRET_ENV.search(k) and _SECRET_VALUE.fullmatch(v))
     return sorted(_KNOWN.union(env), key=len, reverse=True)  # longest first: a key inside another
 
 

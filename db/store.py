@@ -187,7 +187,7 @@ def analyse_chain(
     c = parsed.chain
     text = render_chain(c)
     problems = [str(p) for p in validate_chain(text)] + [f"lenient parse: {s}" for s in parsed.skipped]
-    problems = first_notes([redact(clean_text(p)) for p in problems + list(extra_problems or [])])
+    problems = [redact(clean_text(p)) for p in first_notes(problems + list(extra_problems or []))]
     final = hiou(c.final_boxes, gt_boxes) if c.steps and gt_boxes else None
     search = "\n".join([*(step.text for step in c.steps), c.answer or ""])
     canonical = c if source == text else parse_chain(text).chain  # the depth check reads the canonical text
