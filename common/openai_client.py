@@ -3,7 +3,9 @@
 One client for every part that talks to a VLM server: bounded concurrency, an optional rate
 limit, retries with exponential backoff and jitter on 429/5xx/timeouts (honouring
 Retry-After), token usage accounting, and images sent as base64 data URLs. The API key is read
-from the environment and never stored in configs, the DB or logs.
+from the environment and never stored in configs, the DB or logs: errors are redacted here
+(common/redact.py), so a server that echoes the key, or credentials in the base URL, never
+reach what is kept.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from PIL import Image
 
-from sif.errors import SifError
+from common.redact import redact, register_secret, register_url_secrets, scrub
+from sif.errors import ConfigError, SifError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -49,15 +53,18 @@ class ChatConfig:
 
     @property
     def api_key(self) -> str | None:
-        return os.environ.get(self.api_key_env) or None
+        key = os.environ.get(self.api_key_env) or None
+        register_secret(key)
+        return key
 
 
 class ChatError(SifError, RuntimeError):
-    """A request that failed for good; `kind` is timeout, http, transport or malformed."""
+    """A request that failed for good; `kind` is timeout, http, transport or malformed. The
+    message is redacted: it quotes the server and names the URL, and is stored with the sample."""
 
     def __init__(self, kind: str, message: str, *, status: int | None = None, attempts: int = 1):
         super().__init__(
-            f"{kind}: {message}" + (f" (HTTP {status})" if status else "") + f" after {attempts} attempt(s)"
+            redact(f"{kind}: {message}" + (f" (HTTP {status})" if status else "") + f" after {attempts} attempt(s)")
         )
         self.kind, self.status, self.attempts = kind, status, attempts
 
@@ -95,6 +102,16 @@ def user_message(text: str, images=(), fmt: str = "PNG") -> dict:
     return {"role": "user", "content": parts}
 
 
+def chat_url(base_url: str) -> str:
+    """The chat-completions endpoint under `base_url`, its query (`?api-version=…`) kept at the end.
+
+    >>> chat_url("https://host/openai/v1/?api-version=2024-10-21")
+    'https://host/openai/v1/chat/completions?api-version=2024-10-21'
+    """
+    parts = urlsplit(base_url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/chat/completions"))
+
+
 class ChatClient:
     """Async chat-completions client; use as `async with ChatClient(cfg) as c: await c.complete(msgs)`.
 
@@ -112,11 +129,16 @@ class ChatClient:
 
     async def __aenter__(self) -> ChatClient:
         headers = {"Content-Type": "application/json"}
+        if self.config.api_key and urlsplit(self.config.base_url).username is not None:
+            raise ConfigError(
+                f"the base URL carries credentials and ${self.config.api_key_env} is set: use one of them, not both"
+            )
+        register_url_secrets(self.config.base_url)
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
         slots = max(1, self.config.concurrency)
         self._slots = asyncio.Semaphore(slots)
-        self._url = self.config.base_url.rstrip("/") + "/chat/completions"
+        self._url = chat_url(self.config.base_url)
         self._session = aiohttp.ClientSession(
             headers=headers,
             connector=aiohttp.TCPConnector(limit=slots),
@@ -161,12 +183,13 @@ class ChatClient:
                 async with self._session.post(self._url, json=payload) as resp:
                     data = await resp.read()
                     status, retry_after = resp.status, resp.headers.get("retry-after")
-                text = data.decode("utf-8", errors="replace")
+                text = data.decode("utf-8", errors="replace")  # bytes that are not UTF-8 read as U+FFFD
                 if status == 200:
                     try:
-                        body = json.loads(data)
-                        body["choices"][0]["message"]
-                    except (ValueError, KeyError, IndexError, TypeError):
+                        body = json.loads(text)
+                        if not isinstance(body["choices"][0]["message"], dict):
+                            raise TypeError("message is not an object")
+                    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
                         self.events["failed_malformed"] += 1
                         raise ChatError("malformed", f"unexpected reply {text[:200]!r}", attempts=attempt) from None
                     return body, attempt
@@ -191,11 +214,14 @@ class ChatClient:
         async with self._slots:
             start = time.monotonic()
             body, attempts = await self._post(payload)
-        usage = body.get("usage") or {}
-        for k in ("prompt_tokens", "completion_tokens", "total_tokens"):
-            self.usage[k] += int(usage.get(k) or 0)
+        usage = _usage(body.get("usage"))
+        self.usage.update(usage)
         text = body["choices"][0]["message"].get("content") or ""
-        return ChatResult(text, usage, attempts, time.monotonic() - start)
+        if isinstance(text, list):  # content parts: their text
+            text = "".join(p["text"] for p in text if isinstance(p, dict) and isinstance(p.get("text"), str))
+        elif not isinstance(text, str):  # anything else is kept as its JSON
+            text = json.dumps(text)
+        return ChatResult(scrub(text), usage, attempts, time.monotonic() - start)
 
     async def stream(self, messages: list[dict], **params) -> AsyncIterator[str]:
         """Text deltas of a streamed completion (server-sent events); no retries once streaming.
@@ -224,6 +250,20 @@ class ChatClient:
             raise ChatError("timeout", f"the stream stalled for {self.config.timeout_s:g} s") from None
         except aiohttp.ClientError as exc:
             raise ChatError("transport", str(exc) or type(exc).__name__) from None
+
+
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def _usage(raw) -> dict[str, int]:
+    """The token counts of a reply; a count that is not a whole number of tokens reads as 0."""
+    raw = raw if isinstance(raw, dict) else {}
+    counts = {}
+    for k in USAGE_KEYS:
+        v = raw.get(k)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1e12
+        counts[k] = int(v) if ok else 0
+    return counts
 
 
 def complete_sync(config: ChatConfig, messages: list[dict], **params) -> ChatResult:

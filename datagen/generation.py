@@ -3,18 +3,19 @@
 Per sample: depth map (own, or estimated and cached) → focus plan → step images → teacher →
 check and repair → one revision, committed at once. A usable reply becomes a `generated`
 revision; anything else is stored verbatim with its problems as an invalid one, so nothing paid
-for is lost. A run is recorded in `runs`; killing the process at any moment and rerunning with
-`--resume RUN` carries on with no duplicate and no loss.
+for is lost. A sample's failure stays with that sample: whatever goes wrong while preparing,
+asking, checking or analysing it is recorded with it (a revision, or the run's failure list)
+and the run goes on. A run is recorded in `runs`; killing the process at any moment and
+rerunning with `--resume RUN` carries on with no duplicate and no loss, and does not retry the
+samples that already failed in that run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import gc
 import multiprocessing
 import os
-import signal
 import sys
 import time
 import zlib
@@ -26,14 +27,16 @@ from functools import partial
 
 import numpy as np
 
-from common.openai_client import ChatClient, ChatConfig, ChatError
+from common.openai_client import USAGE_KEYS, ChatClient, ChatConfig
+from common.processes import exit_with_parent
+from common.redact import REDACTED, redact
 from common.settings import DEFAULT_DEPTH_MODEL
-from datagen.depth_source import DepthEstimator, estimate_and_cache
+from datagen.depth_source import DepthEstimator, DepthModelError, estimate_and_cache
 from datagen.instruction import teacher_messages
 from datagen.progress import progress_bar
 from datagen.reply import DEFAULT_BOX_TOLERANCE, check_reply
 from datagen.teachers import OpenAITeacher, TeacherJob, TemplateTeacher
-from db.store import ChainAnalysis, StoreError, analyse_chain, depth_source
+from db.store import ChainAnalysis, analyse_chain, analyse_or_keep, depth_source
 from sif.chain import Chain
 from sif.depth import DepthMap
 from sif.errors import ConfigError
@@ -41,7 +44,7 @@ from sif.plan import plan_focus_detailed
 
 TEACHERS = ("template", "openai")
 OUTCOMES = ("generated", "repaired", "invalid", "request_failed", "skipped")
-USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
+USAGE = USAGE_KEYS
 PREPARERS = 16  # samples prepared at once (in threads, or queued for the worker processes)
 
 
@@ -111,11 +114,12 @@ class GenerateConfig:
         )
 
     def record(self) -> dict:
-        """The run's config as stored: the resolved endpoint and model for the VLM teacher."""
+        """The run's config as stored: the resolved endpoint (credentials in it redacted) and
+        model for the VLM teacher."""
         out = asdict(self)
         if self.teacher == "openai":
             chat = self.chat_config()
-            out["base_url"], out["model"] = chat.base_url, chat.model
+            out["base_url"], out["model"] = redact(chat.base_url), chat.model
         else:
             out["base_url"] = out["model"] = None
             out["template_text"] = True
@@ -133,6 +137,11 @@ class GenerateConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in record.items() if k in known}
         values.update({k: v for k, v in runtime.items() if v is not None})
+        if REDACTED in (values.get("base_url") or ""):
+            raise ConfigError(
+                f"the run's base URL held credentials, which are never stored ({values['base_url']}); "
+                "pass --base-url again to resume it"
+            )
         return cls(**values)
 
 
@@ -203,13 +212,6 @@ def prepare_sample(store, sample, cfg: GenerateConfig, *, needs_images: bool, es
     return Prepared(plan_request(image_path, depth, sample, cfg, needs_images=needs_images, image=image), new_depth)
 
 
-def _exit_with_parent(parent: int) -> None:
-    """Worker initializer: a killed run leaves no worker behind (Linux's PR_SET_PDEATHSIG)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before that was armed
-        os._exit(0)
-
-
 def worker_count(cfg: GenerateConfig) -> int:
     """How many worker processes a run uses (GenerateConfig.worker_processes resolved)."""
     if cfg.worker_processes is not None:
@@ -234,9 +236,7 @@ class Workers:
         context = multiprocessing.get_context("fork" if linux else "spawn")
         self.fallbacks = 0
         self._executors = [
-            ProcessPoolExecutor(
-                1, mp_context=context, initializer=_exit_with_parent if linux else None, initargs=(os.getpid(),)
-            )
+            ProcessPoolExecutor(1, mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),))
             for _ in range(n)
         ]
         gc.freeze()  # the children's garbage collector then leaves the inherited objects (and their pages) alone
@@ -274,20 +274,24 @@ class Outcome:
 def judge_reply(text: str, plan, sample, tolerance: float, depth_file) -> Outcome:
     """Check a reply against the plan (repairing what is safe) and analyse what will be stored:
     pure CPU work, run in a worker process when there is a pool. A reply that cannot be repaired
-    is kept verbatim: it was paid for, and a curator may still fix it."""
-    check = check_reply(text, plan, sample.answer, tolerance=tolerance)
-    if check.ok:
-        return Outcome(
-            "generated",
-            check.chain,
-            repairs=check.repairs,
-            analysis=analyse_chain(check.chain, sample.gt_boxes, depth_file),
-        )
+    — or that the check itself fails on — is kept verbatim: it was paid for, and a curator may
+    still fix it."""
+    size = None if sample.meta.get("size_unknown") else (sample.width, sample.height)
+    try:
+        check = check_reply(text, plan, sample.answer, tolerance=tolerance, size=size)
+    except Exception as exc:  # hostile text met a bug: the reply is stored with the reason
+        problems = [f"the reply could not be checked ({type(exc).__name__}: {exc})"]
+    else:
+        if check.ok:
+            return Outcome(
+                "generated",
+                check.chain,
+                repairs=check.repairs,
+                analysis=analyse_chain(check.chain, sample.gt_boxes, depth_file),
+            )
+        problems = check.problems
     return Outcome(
-        "invalid",
-        text,
-        problems=check.problems,
-        analysis=analyse_chain(text, sample.gt_boxes, depth_file, check.problems),
+        "invalid", text, problems=problems, analysis=analyse_or_keep(text, sample.gt_boxes, depth_file, problems)
     )
 
 
@@ -309,9 +313,10 @@ class _Run:
         self._workers: Workers | None = None  # started by run()
 
     async def prepare(self, sample_id) -> tuple | None:
-        """(sample, Prepared) ready for the teacher, or None for a bad record (counted, reported)."""
-        sample = self.store.get_sample(sample_id)
+        """(sample, Prepared) ready for the teacher, or None for a sample that cannot be prepared
+        (counted, reported, and recorded with the sample, so that a resume does not retry it)."""
         try:
+            sample = self.store.get_sample(sample_id)
             if self._workers is not None and depth_source(sample) is not None:  # all of it in a worker process
                 image_path, depth = sample_files(self.store, sample)
                 prepared = Prepared(
@@ -331,9 +336,15 @@ class _Run:
             if prepared.new_depth:
                 self.store.update_sample_depth(sample.id, prepared.new_depth, "gray16_depth")
                 sample = self.store.get_sample(sample_id)  # its depth map is now known: the reply's analysis reads it
-        except (OSError, ValueError, KeyError, StoreError) as exc:  # a bad record: report it and go on
+        except DepthModelError:
+            raise  # every sample would fail: the run stops (resumable)
+        except Exception as exc:  # a bad record, or one that breaks something: report it and go on
             self.counts["skipped"] += 1
-            self.errors.append(f"sample {sample_id}: {exc}")
+            reason = redact(str(exc) or type(exc).__name__)
+            self.errors.append(f"sample {sample_id}: {reason}")
+            await asyncio.get_running_loop().run_in_executor(
+                self._writer, self.store.record_failure, self.run_id, sample_id, "prepare", reason
+            )
             return None
         return sample, prepared
 
@@ -342,8 +353,8 @@ class _Run:
         loop = asyncio.get_running_loop()
         try:
             reply = await self.teacher.write(prepared.job)
-        except ChatError as exc:
-            outcome = Outcome("request_failed", "", problems=[f"teacher request failed: {exc}"])
+        except Exception as exc:  # ChatError, or anything else the request ran into: nothing was paid for
+            outcome = Outcome("request_failed", "", problems=[f"teacher request failed: {redact(str(exc))}"])
         else:
             for k in USAGE:
                 self.usage[k] += int(reply.usage.get(k) or 0)
@@ -355,11 +366,15 @@ class _Run:
                 self.cfg.box_tolerance,
                 self.store.depth_file(sample),
             )
-            outcome = await (
-                self._workers.run(sample.id, judge)
-                if self._workers is not None
-                else loop.run_in_executor(self._writer, judge)
-            )
+            try:
+                outcome = await (
+                    self._workers.run(sample.id, judge)
+                    if self._workers is not None
+                    else loop.run_in_executor(self._writer, judge)
+                )
+            except Exception as exc:  # the paid reply is stored all the same, analysed by the store
+                problem = f"the reply could not be checked ({type(exc).__name__}: {exc})"
+                outcome = Outcome("invalid", reply.text, problems=[problem])
         # Committing runs on one writer thread, so the event loop keeps serving requests.
         await loop.run_in_executor(self._writer, self._save, sample.id, outcome)
 
@@ -518,5 +533,10 @@ def generate(
     if on_start is not None:
         on_start(run_id)
     estimator = estimator or DepthEstimator(cfg.depth_model)
+    failed_before = len(store.run_failures(run_id))
     run = asyncio.run(_generate(store, cfg, run_id, previous, progress=progress, estimator=estimator))
+    if failed_before:
+        run.errors.append(
+            f"{failed_before} sample(s) that failed earlier in this run were not retried (a new run retries them)"
+        )
     return GenerateSummary(run_id, store.get_run(run_id)["metrics"], run.errors)

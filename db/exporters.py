@@ -5,14 +5,22 @@ Only valid current chains are exported for SFT; image paths are written absolute
 work from any folder (and `sif import sif50k` reads the LLaMA-Factory file back unchanged). The
 second image is always the `spectral_r` picture models see (`Store.model_depth_image`), whatever
 the sample's origin; the exact map travels beside it (`depth_map`) for rewards and depth checks.
+
+An export replaces the previous one whole or not at all: every file is streamed to a temporary
+file beside it, fsynced, and only when all are complete renamed over the old ones, the manifest
+last. A kill, a full disk or a file-size limit leaves the previous export as it was (at worst
+a hidden `.NAME.PID.tmp` file beside it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +54,75 @@ class ExportReport:
             + ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items()))
             + ")"
         )
+
+
+class _Sink:
+    """A temporary file being written: text in, UTF-8 out, its sha256 kept as it goes."""
+
+    def __init__(self, file):
+        self.file = file
+        self.sha256 = hashlib.sha256()
+
+    def write(self, text: str) -> None:
+        data = text.encode("utf-8")
+        self.sha256.update(data)
+        self.file.write(data)
+
+
+class _ExportFiles:
+    """The files of one export: each written to a temporary file beside its target, then all
+    renamed over their targets, in the order written (the manifest last), once every one is
+    complete and on disk. Leaving the block by an exception removes the temporary files."""
+
+    def __init__(self):
+        self._written: list[tuple[Path, Path]] = []
+
+    def __enter__(self) -> _ExportFiles:
+        return self
+
+    @contextmanager
+    def open(self, path: Path) -> Iterator[_Sink]:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self._written.append((tmp, path))
+        with open(tmp, "wb", buffering=1 << 20) as f:
+            sink = _Sink(f)
+            yield sink
+            f.flush()
+            os.fsync(f.fileno())
+
+    def __exit__(self, kind, *exc) -> None:
+        if kind is not None:
+            for tmp, _ in self._written:
+                tmp.unlink(missing_ok=True)
+            return
+        for tmp, path in self._written:
+            os.replace(tmp, path)
+        for folder in {path.parent for _, path in self._written}:
+            _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the renames in `folder` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _json_list(sink: _Sink, records: Iterable[dict]) -> None:
+    """`json.dumps(records, ensure_ascii=False, indent=1)`, written one record at a time."""
+    first = True
+    for record in records:
+        body = json.dumps(record, ensure_ascii=False, indent=1).replace("\n", "\n ")
+        sink.write(("[\n " if first else ",\n ") + body)
+        first = False
+    sink.write("[]" if first else "\n]")
 
 
 def _select(store: Store, statuses, split: str | None):
@@ -143,46 +220,69 @@ def export_sft(
         raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(SFT_FORMATS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    records, skipped, per_dataset = [], Counter(), Counter()
-    for sample, text, valid in _select(store, statuses, split):
-        found = "no chain" if text is None else _files(store, sample) if valid else "invalid chain"
-        if isinstance(found, str):
-            skipped[found] += 1
-            continue
-        records.append(_sft_record(sample, text, found, fmt))
-        per_dataset[sample.dataset] += 1
-    files = []
-    if fmt == "trl":
-        data = out / f"{SFT_NAME}.jsonl"
-        data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    else:
-        data = out / f"{SFT_NAME}.json"
-        data.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
-        info = {
-            SFT_NAME: {
-                "file_name": data.name,
-                "formatting": "sharegpt",
-                "columns": {"messages": "messages", "images": "images"},
-                "tags": {
-                    "role_tag": "role",
-                    "content_tag": "content",
-                    "user_tag": "user",
-                    "assistant_tag": "assistant",
-                },
+    skipped: Counter = Counter()
+    per_dataset: Counter = Counter()
+
+    def records() -> Iterator[dict]:
+        for sample, text, valid in _select(store, statuses, split):
+            found = "no chain" if text is None else _files(store, sample) if valid else "invalid chain"
+            if isinstance(found, str):
+                skipped[found] += 1
+                continue
+            per_dataset[sample.dataset] += 1
+            yield _sft_record(sample, text, found, fmt)
+
+    data = out / (f"{SFT_NAME}.jsonl" if fmt == "trl" else f"{SFT_NAME}.json")
+    files = [data]
+    with _ExportFiles() as export:
+        with export.open(data) as sink:
+            if fmt == "trl":
+                for record in records():
+                    sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                _json_list(sink, records())
+        _refuse_empty(ExportReport(files, 0, dict(per_dataset), dict(skipped)))
+        digest = sink.sha256.hexdigest()
+        if fmt != "trl":
+            info = {
+                SFT_NAME: {
+                    "file_name": data.name,
+                    "formatting": "sharegpt",
+                    "columns": {"messages": "messages", "images": "images"},
+                    "tags": {
+                        "role_tag": "role",
+                        "content_tag": "content",
+                        "user_tag": "user",
+                        "assistant_tag": "assistant",
+                    },
+                }
             }
-        }
-        (out / "dataset_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-        files.append(out / "dataset_info.json")
-    files.insert(0, data)
-    report = ExportReport(files, len(records), dict(sorted(per_dataset.items())), dict(skipped))
-    filters = {"status": statuses or "all but rejected", "split": split or "all", "chains": "valid only"}
-    _write_manifest(store, out / "manifest.json", f"sft-{fmt}", data, report, filters)
+            files.append(out / "dataset_info.json")
+            with export.open(files[-1]) as info_sink:
+                info_sink.write(json.dumps(info, indent=2))
+        report = ExportReport(files, sum(per_dataset.values()), dict(sorted(per_dataset.items())), dict(skipped))
+        filters = {"status": statuses or "all but rejected", "split": split or "all", "chains": "valid only"}
+        _write_manifest(export, store, out / "manifest.json", f"sft-{fmt}", data, digest, report, filters)
     report.files.append(out / "manifest.json")
     return report
 
 
+def _refuse_empty(report: ExportReport) -> None:
+    """An export without a sample is an error, and the previous export stays as it was."""
+    if not report.per_dataset and not report.exported:
+        raise StoreError(f"{report.nothing_exported()}; the previous export (if any) is left as it was")
+
+
 def _write_manifest(
-    store: Store, path: Path, kind: str, data: Path, report: ExportReport, filters: dict, **extra
+    export: _ExportFiles,
+    store: Store,
+    path: Path,
+    kind: str,
+    data: Path,
+    digest: str,
+    report: ExportReport,
+    filters: dict,
+    **extra,
 ) -> None:
     manifest = {
         "kind": kind,
@@ -194,10 +294,11 @@ def _write_manifest(
         "exported": report.exported,
         "per_dataset": report.per_dataset,
         "skipped": report.skipped,
-        "content_hash": "sha256:" + hashlib.sha256(data.read_bytes()).hexdigest(),
+        "content_hash": "sha256:" + digest,
         **extra,
     }
-    path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    with export.open(path) as sink:
+        sink.write(json.dumps(manifest, indent=2))
 
 
 def stratified_quotas(sizes: dict[str, int], n: int) -> dict[str, int]:
@@ -250,29 +351,29 @@ def export_rl(
     rng = random.Random(seed)
     chosen = [s for k in sorted(pool) for s in rng.sample(pool[k], quotas[k])]
     rng.shuffle(chosen)
-    lines = [
-        json.dumps(
-            {
-                "sample_id": s.id,
-                "question": s.question,
-                "answer": s.answer,
-                "gt_boxes": s.gt_boxes,
-                "image": f.image,
-                "depth_image": f.depth_image,  # what the model sees
-                "depth_encoding": "spectral_r",
-                "depth_map": f.depth_map,  # what the depth reward measures against
-                "depth_map_encoding": f.depth_map_encoding,
-            },
-            ensure_ascii=False,
-        )
-        + "\n"
+    rows = (
+        {
+            "sample_id": s.id,
+            "question": s.question,
+            "answer": s.answer,
+            "gt_boxes": s.gt_boxes,
+            "image": f.image,
+            "depth_image": f.depth_image,  # what the model sees
+            "depth_encoding": "spectral_r",
+            "depth_map": f.depth_map,  # what the depth reward measures against
+            "depth_map_encoding": f.depth_map_encoding,
+        }
         for s, f in chosen
-    ]
-    out.write_text("".join(lines), encoding="utf-8")
+    )
     per_dataset = dict(sorted(Counter(s.dataset for s, _ in chosen).items()))
     report = ExportReport([out], len(chosen), per_dataset, dict(skipped))
+    _refuse_empty(report)
     manifest = out.with_name(out.stem + ".manifest.json")
     filters = {"status": statuses or "all but rejected", "split": split or "all", "n": n, "seed": seed}
-    _write_manifest(store, manifest, "rl", out, report, filters)
+    with _ExportFiles() as export:
+        with export.open(out) as sink:
+            for row in rows:
+                sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+        _write_manifest(export, store, manifest, "rl", out, sink.sha256.hexdigest(), report, filters)
     report.files.append(manifest)
     return report

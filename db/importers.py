@@ -3,7 +3,10 @@ and TallyQA into the store.
 
 Every importer is idempotent (samples are keyed by a content hash; a chain already imported is
 not added again), reports bad records by index and field without stopping, and keeps the good
-ones. Records are converted to `Incoming` first, then written in batches of one transaction.
+ones: whatever goes wrong with one record (its conversion, its files, its analysis, storing it)
+is that record's error. Types are strict: a box is a list of 4 numbers (never a string), a size
+a whole number of pixels, a split one of `db.schema.SPLITS`. Records are converted to
+`Incoming` first, then written in batches of one transaction.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -23,15 +27,29 @@ from types import SimpleNamespace
 
 from PIL import Image
 
+from common.processes import exit_with_parent
 from db.depth_convention import settle_depth_encodings
 from db.recipes import LEFT_OUT, apply_recipe
-from db.store import DEPTH_MAP_ENCODING_KEY, DEPTH_MAP_KEY, ChainAnalysis, Store, StoreError, analyse_chain, check_boxes
+from db.store import (
+    DEPTH_MAP_ENCODING_KEY,
+    DEPTH_MAP_KEY,
+    MAX_SIDE,
+    ChainAnalysis,
+    Store,
+    StoreError,
+    analyse_chain,
+    brief,
+    check_boxes,
+)
 from sif.errors import RecordError
-from sif.geometry import to_normalized
+from sif.geometry import four_numbers, to_normalized
 from sif.records import read_records
 
 BATCH = 500
 POOL_MIN = 2000  # chains; below this, worker start-up costs more than it saves
+# What one record's data can break while it is stored (text SQLite cannot encode, a number it
+# cannot hold, ...): its batch is then written record by record, and the culprit reported.
+RECORD_FAILURES = (ValueError, TypeError, OverflowError, RecursionError, sqlite3.IntegrityError, sqlite3.InterfaceError)
 
 
 @dataclass
@@ -93,6 +111,9 @@ def import_records(
         except (RecordError, StoreError) as exc:
             report.errors.append(f"record {index}: {exc}")
             continue
+        except Exception as exc:  # a record that breaks a converter is still only that record's problem
+            report.errors.append(f"record {index}: cannot be imported ({type(exc).__name__}: {brief(str(exc), 120)})")
+            continue
         items.append((index, item))
     report.notes += settle_depth_encodings(store, [(item.sample, item.chain) for _, item in items])
     with _analyser(store, [item for _, item in items], workers) as analyses:
@@ -128,7 +149,7 @@ def _analyser(store: Store, items: list[Incoming], workers: int | None):
         max_workers=workers,
         mp_context=multiprocessing.get_context("fork"),
         initializer=_start_worker,
-        initargs=(store, items),
+        initargs=(os.getpid(), store, items),
     ) as pool:
         yield pool.map(_analyse_item, range(len(items)), chunksize=64)
 
@@ -136,8 +157,9 @@ def _analyser(store: Store, items: list[Incoming], workers: int | None):
 _WORK: tuple = ()  # (store, items) in an analysis worker: inherited through fork, never pickled
 
 
-def _start_worker(store: Store, items: list[Incoming]) -> None:
+def _start_worker(parent: int, store: Store, items: list[Incoming]) -> None:
     global _WORK
+    exit_with_parent(parent)  # a killed import leaves no worker behind
     gc.freeze()  # the inherited heap is no garbage: keep the collector (and its page copies) off it
     _WORK = (store, items)
 
@@ -153,7 +175,7 @@ def _analyse_item(k: int) -> ChainAnalysis | None:
     depth = SimpleNamespace(meta=s.get("meta") or {}, depth=s.get("depth"), depth_encoding=s.get("depth_encoding"))
     try:
         return analyse_chain(item.chain, check_boxes(s.get("gt_boxes")), store.depth_file(depth))
-    except (StoreError, ValueError, TypeError, OSError):
+    except Exception:  # the main process analyses it again and reports what goes wrong
         return None
 
 
@@ -199,9 +221,17 @@ def _size(paths: Iterable[Path]) -> tuple[int, int]:
 def _write(store: Store, pending: list, author: str, report: ImportReport) -> None:
     if not pending:
         return
-    results = store.import_samples(
-        [(item.sample, item.chain, analysis) for (_, item), analysis in pending], author=author
-    )
+    try:
+        results = store.import_samples(
+            [(item.sample, item.chain, analysis) for (_, item), analysis in pending], author=author
+        )
+    except RECORD_FAILURES as exc:  # one record broke the batch's transaction (rolled back): find it
+        if len(pending) == 1:
+            results = [StoreError(f"cannot be stored ({type(exc).__name__}: {brief(str(exc), 120)})")]
+        else:
+            for row in pending:
+                _write(store, [row], author, report)
+            return
     for ((index, _item), _analysis), result in zip(pending, results):
         if isinstance(result, StoreError):
             report.errors.append(f"record {index}: {result}")
@@ -219,9 +249,35 @@ def require(record: dict, key: str, kind: type | tuple = str):
     value = record.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
         raise RecordError("is missing or empty", field=key)
-    if not isinstance(value, kind):
-        raise RecordError(f"expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}", field=key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise RecordError(f"expected {names}, got {type(value).__name__}", field=key)
     return value
+
+
+def optional_text(record: dict, key: str) -> str | None:
+    """A text field that may be absent, null or empty (None then); anything but text is an error."""
+    value = record.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise RecordError(f"expected text, got {type(value).__name__}", field=key)
+    return value
+
+
+def record_id(record: dict, key: str) -> str | None:
+    """A record's own id (text or a whole number), or None when it has none."""
+    value = record.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise RecordError(f"expected text or a whole number, got {type(value).__name__}", field=key)
+    return str(value)
+
+
+def split_of(record: dict) -> str:
+    """The record's split (default train); the store accepts only `SPLITS`."""
+    return optional_text(record, "split") or "train"
 
 
 def source_key(image: str, question: str) -> str:
@@ -242,11 +298,10 @@ def pixel_to_normalized(boxes, width: int, height: int, field_name: str) -> list
 
 def _box_numbers(box, field_name: str) -> list[float]:
     """A box as 4 floats, or a RecordError naming the field."""
-    try:
-        x1, y1, x2, y2 = (float(v) for v in box)
-    except (TypeError, ValueError):
-        raise RecordError(f"expected 4 numbers, got {box!r}", field=field_name) from None
-    return [x1, y1, x2, y2]
+    numbers = four_numbers(box)
+    if numbers is None:
+        raise RecordError(f"expected 4 numbers, got {brief(repr(box))}", field=field_name)
+    return numbers
 
 
 def unpad_square(box, width: int, height: int) -> list[float]:
@@ -272,8 +327,10 @@ def _positive_int(record: dict, key: str) -> int | None:
     value = record.get(key)
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise RecordError(f"must be a positive integer, got {value!r}", field=key)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_SIDE:
+        raise RecordError(
+            f"must be a whole number of pixels from 1 to {MAX_SIDE}, got {brief(repr(value), 40)}", field=key
+        )
     return value
 
 
@@ -317,27 +374,31 @@ def sif50k_converter(root: Path, *, unpad_boxes: bool = False) -> Callable[[dict
         if not isinstance(answer, str) or not answer.strip():
             raise RecordError("is missing or empty", field="response")
         image = root / require(record, "image")
-        depth = root / record["depth_image"] if record.get("depth_image") else None
+        depth_name = optional_text(record, "depth_image")
+        depth = root / depth_name if depth_name else None
         solution = require(record, "normalized_solution_round", dict)
         boxes = solution.get("bbox_3d")
         if not isinstance(boxes, list):
             raise RecordError("expected a list of boxes", field="normalized_solution_round.bbox_3d")
+        boxes = _four_numbers(boxes)
         meta = {k: record[k] for k in ("question_kind",) if k in record}
         if solution.get("illegal_content"):
             meta["illegal_content"] = True
-        if record.get("depth_map"):
-            meta[DEPTH_MAP_KEY] = str(root / record["depth_map"])
-            if record.get("depth_map_encoding"):
-                meta[DEPTH_MAP_ENCODING_KEY] = str(record["depth_map_encoding"])
+        depth_map = optional_text(record, "depth_map")
+        if depth_map:
+            meta[DEPTH_MAP_KEY] = str(root / depth_map)
+            map_encoding = optional_text(record, "depth_map_encoding")
+            if map_encoding:
+                meta[DEPTH_MAP_ENCODING_KEY] = map_encoding
         size_from = tuple(p for p in (image, depth) if p is not None)
         width, height = _positive_int(record, "width"), _positive_int(record, "height")
         if unpad_boxes:
             width, height = _known_size(record, size_from)
-            boxes = [unpad_square(b, width, height) for b in _four_numbers(boxes)]
+            boxes = [unpad_square(b, width, height) for b in boxes]
             meta["box_correction"] = "unpad_square"
         sample = dict(
             dataset=require(record, "dataset"),
-            source_id=str(record.get("id") or source_key(str(record["image"]), question)),
+            source_id=record_id(record, "id") or source_key(str(record["image"]), question),
             image=str(image),
             question=question,
             answer=answer.strip(),
@@ -345,8 +406,8 @@ def sif50k_converter(root: Path, *, unpad_boxes: bool = False) -> Callable[[dict
             width=width,
             height=height,
             depth=str(depth) if depth else None,
-            depth_encoding=record.get("depth_encoding") if depth else None,  # None: settled per dataset
-            split=str(record.get("split") or "train"),
+            depth_encoding=optional_text(record, "depth_encoding") if depth else None,  # None: settled per dataset
+            split=split_of(record),
             meta=meta,
         )
         return Incoming(sample, assistant_text(record), size_from)
@@ -377,6 +438,8 @@ def viscot_converter(images: Path) -> Callable[[dict], Incoming]:
             return _viscot_llava(record, images)
         question = require(record, "question")
         answer = str(require(record, "answer", (str, int, float))).strip()
+        if not answer:
+            raise RecordError("is missing or empty", field="answer")
         name = require(record, "image")
         width, height = _positive_int(record, "width"), _positive_int(record, "height")
         if width is None or height is None:
@@ -393,7 +456,7 @@ def viscot_converter(images: Path) -> Callable[[dict], Incoming]:
             gt_boxes=pixel_to_normalized(boxes, width, height, "bboxs"),
             width=width,
             height=height,
-            split=str(record.get("split") or "train"),
+            split=split_of(record),
             meta={"source": "viscot"},
         )
         return Incoming(sample)
@@ -403,7 +466,7 @@ def viscot_converter(images: Path) -> Callable[[dict], Incoming]:
 
 def _viscot_llava(record: dict, images: Path) -> Incoming:
     conv = require(record, "conversations", list)
-    turns = [t.get("value", "") if isinstance(t, dict) else "" for t in conv]
+    turns = [t["value"] if isinstance(t, dict) and isinstance(t.get("value"), str) else "" for t in conv]
     if len(turns) < 4:
         raise RecordError(f"expected 4 turns (question, box, image, answer), got {len(turns)}", field="conversations")
     question = _COT_PROMPT.sub("", turns[0].replace("<image>", "")).strip()
@@ -412,7 +475,7 @@ def _viscot_llava(record: dict, images: Path) -> Incoming:
     match = _BOX_TEXT.search(turns[1])
     if match is None:
         raise RecordError(f"expected a box like [x1, y1, x2, y2], got {turns[1][:40]!r}", field="conversations[1]")
-    answer = str(turns[3]).strip()
+    answer = turns[3].strip()
     if not answer:
         raise RecordError("answer is empty", field="conversations[3]")
     image_field = record.get("image")
@@ -422,7 +485,12 @@ def _viscot_llava(record: dict, images: Path) -> Incoming:
     name = name.split("###")[0]
     image = images / name
     width, height = _known_size(record, (image,))
-    box = unpad_square([float(v) for v in match.groups()], width, height)
+    try:
+        box = unpad_square(_box_numbers([float(v) for v in match.groups()], "conversations[1]"), width, height)
+    except ValueError:  # "[., -, e, +]" matches the pattern but is no number
+        raise RecordError(
+            f"expected a box of 4 numbers, got {match.group(0)[:40]!r}", field="conversations[1]"
+        ) from None
     sample = dict(
         dataset=require(record, "dataset"),
         source_id=source_key(name, question),
@@ -432,7 +500,7 @@ def _viscot_llava(record: dict, images: Path) -> Incoming:
         gt_boxes=[box],
         width=width,
         height=height,
-        split=str(record.get("split") or "train"),
+        split=split_of(record),
         meta={"source": "viscot-llava", "box_correction": "unpad_square"},
     )
     return Incoming(sample)
@@ -461,14 +529,14 @@ def tallyqa_converter(images: Path) -> Callable[[dict], Incoming]:
         meta = {k: record[k] for k in ("data_source", "issimple", "image_id") if k in record}
         sample = dict(
             dataset="tallyqa",
-            source_id=str(record.get("question_id") or source_key(name, question)),
+            source_id=record_id(record, "question_id") or source_key(name, question),
             image=str(image),
             question=question,
             answer=str(answer).strip(),
             gt_boxes=pixel_to_normalized(boxes, width, height, key),
             width=width,
             height=height,
-            split=str(record.get("split") or "train"),
+            split=split_of(record),
             meta=meta,
         )
         return Incoming(sample)
@@ -536,6 +604,11 @@ def import_dataset(
     if data_root is None and not Path(db_path).exists():
         data_root = source_dir
     store = Store.open(db_path, os.path.abspath(data_root) if data_root is not None else None)
+    try:
+        store.require_writable()  # before reading the file
+    except StoreError:
+        store.close()
+        raise
     source = _in_root(store, source_dir)
     convert = sif50k_converter(source, unpad_boxes=unpad_boxes) if kind == "sif50k" else CONVERTERS[kind](source)
     return store, import_file(

@@ -23,6 +23,7 @@ CURATED_ORIGINS = ("imported", "generated", "edited")
 RUN_ORIGINS = ("rollout", "prediction")
 ORIGINS = CURATED_ORIGINS + RUN_ORIGINS
 STATUSES = ("pending", "accepted", "rejected", "needs_fix")
+SPLITS = ("train", "val", "validation", "dev", "test", "eval")
 _CURATED_SQL = "('imported', 'generated', 'edited')"
 NULLABLE_SORT_COLUMNS = ("final_hiou", "depth_ok", "n_steps")
 
@@ -263,6 +264,26 @@ def m005_eval_records(db: Database) -> None:
             PRIMARY KEY (run_id, sample_id)
         );
         CREATE INDEX eval_records_wrong ON eval_records(run_id, correct, sample_id);
+        """,
+    )
+
+
+@migrations(name="m007_run_failures")
+def m007_run_failures(db: Database) -> None:
+    """Samples a run could not process, with the reason: kept with the sample (the workbench and
+    reports can show them), and what a resumed run does not retry."""
+    _execute_script(
+        db,
+        """
+        CREATE TABLE run_failures (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            sample_id INTEGER NOT NULL REFERENCES samples(id),
+            stage TEXT NOT NULL,
+            error TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, sample_id)
+        );
+        CREATE INDEX run_failures_sample ON run_failures(sample_id);
         """,
     )
 

@@ -5,6 +5,11 @@ pool). Chains are append-only revisions; a sample's current chain is its latest 
 (`imported`, `generated`, `edited`), tracked with its derived metrics in `sample_index` by
 triggers (bulk imports build the rows of the samples they create set-based instead, see
 `deferred_index`), so queries filter and sort on one narrow indexed table.
+
+A store this process cannot write (a read-only file or folder) opens read-only: reads work and
+every write raises a StoreError saying why. A store written by a newer version, or a file that
+is not a SIF store, is refused with a message naming it. Untrusted text is made storable here
+(lone surrogates replaced) and notes, problems and run configs are redacted (common/redact.py).
 """
 
 from __future__ import annotations
@@ -24,20 +29,31 @@ from pathlib import Path
 from PIL import Image
 from sqlite_utils import Database
 
+from common.redact import redact, redact_config
 from db.schema import (
     CURATED_ORIGINS,
     DEFERRED_KEY,
     NULLABLE_SORT_COLUMNS,
     ORIGINS,
     RUN_ORIGINS,
+    SPLITS,
     STATUSES,
     index_deferred_samples,
     migrate,
+    migrations,
 )
-from sif.chain import Chain, parse_chain, render_chain, validate_chain
+from sif.chain import (
+    Chain,
+    clean_text,
+    first_notes,
+    parse_chain,
+    render_chain,
+    surrogate_field,
+    validate_chain,
+)
 from sif.depth import ENCODINGS, spectral_r_file
 from sif.errors import SifError
-from sif.geometry import hiou
+from sif.geometry import four_numbers, hiou
 from sif.rewards import chain_depth_score
 
 RUN_KINDS = ("generation", "training", "evaluation", "inference")
@@ -55,6 +71,7 @@ SORT_KEYS = {
 }
 DEPTH_MAP_KEY = "depth_map"  # meta key: an exact depth map, preferred for depth checks and rewards
 DEPTH_MAP_ENCODING_KEY = "depth_map_encoding"  # meta key: its encoding, when not gray16_depth
+MAX_SIDE = 2**31 - 1  # image width/height at most (SQLite's INTEGER holds 2**63, no picture comes near)
 
 
 class StoreError(SifError):
@@ -163,16 +180,16 @@ def analyse_chain(
 ) -> ChainAnalysis:
     """`depth_file` is (path, encoding) of an existing depth map, or None (no depth check)."""
     if isinstance(chain, Chain):
-        raw, source = None, render_chain(chain)
+        raw, source = None, clean_text(render_chain(chain))
     elif isinstance(chain, str):
-        raw, source = chain, chain
+        raw = source = clean_text(chain)
     else:
         raise StoreError(f"chain: expected a Chain or text, got {type(chain).__name__}")
     parsed = parse_chain(source)
     c = parsed.chain
     text = render_chain(c)
     problems = [str(p) for p in validate_chain(text)] + [f"lenient parse: {s}" for s in parsed.skipped]
-    problems += list(extra_problems or [])
+    problems = [redact(clean_text(p)) for p in first_notes(problems + list(extra_problems or []))]
     final = hiou(c.final_boxes, gt_boxes) if c.steps and gt_boxes else None
     search = "\n".join([*(step.text for step in c.steps), c.answer or ""])
     canonical = c if source == text else parse_chain(text).chain  # the depth check reads the canonical text
@@ -197,6 +214,23 @@ def depth_source(sample) -> tuple[str, str] | None:
     if sample.depth:
         return sample.depth, sample.depth_encoding or "auto"
     return None
+
+
+def analyse_or_keep(
+    chain: Chain | str, gt_boxes, depth_file: tuple[str, str] | None, extra_problems: list[str] | None = None
+) -> ChainAnalysis:
+    """`analyse_chain`, or, should analysing text fail, the text kept verbatim with no steps and
+    the reason among its problems: a paid reply is never lost to a bug met by hostile text."""
+    try:
+        return analyse_chain(chain, gt_boxes, depth_file, extra_problems)
+    except Exception as exc:
+        if not isinstance(chain, str):
+            raise
+        problems = [*(extra_problems or []), f"could not be analysed ({type(exc).__name__}: {exc})"]
+        empty = Chain((), None)
+        return ChainAnalysis(
+            _dumps(empty.to_json()), 0, render_chain(empty), clean_text(chain), first_notes(problems), None, None, ""
+        )
 
 
 def depth_check(chain: Chain | str, depth_file: tuple[str, str] | None) -> int | None:
@@ -245,19 +279,27 @@ def fts_query(text: str) -> str:
 
 
 def check_boxes(boxes, field_name: str = "gt_boxes") -> list[list[float]]:
-    """Normalized `[x1, y1, x2, y2]` boxes with 0 ≤ x1 < x2 ≤ 1 and likewise for y."""
+    """Normalized `[x1, y1, x2, y2]` boxes with 0 ≤ x1 < x2 ≤ 1 and likewise for y: lists of 4
+    numbers (a string such as "0011" is not a box, even though it has 4 characters)."""
     if not isinstance(boxes, (list, tuple)):
         raise StoreError(f"{field_name}: expected a list of [x1, y1, x2, y2] boxes, got {type(boxes).__name__}")
     out = []
     for i, box in enumerate(boxes):
-        try:
-            x1, y1, x2, y2 = (float(v) for v in box)
-        except (TypeError, ValueError):
-            raise StoreError(f"{field_name}[{i}]: expected 4 numbers, got {box!r}") from None
+        numbers = four_numbers(box)
+        if numbers is None:
+            raise StoreError(f"{field_name}[{i}]: expected 4 numbers, got {brief(repr(box))}")
+        x1, y1, x2, y2 = numbers
         if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
-            raise StoreError(f"{field_name}[{i}]: {box!r} is not a normalized box (0 ≤ x1 < x2 ≤ 1, 0 ≤ y1 < y2 ≤ 1)")
-        out.append([x1, y1, x2, y2])
+            raise StoreError(
+                f"{field_name}[{i}]: {brief(repr(box))} is not a normalized box (0 ≤ x1 < x2 ≤ 1, 0 ≤ y1 < y2 ≤ 1)"
+            )
+        out.append(numbers)
     return out
+
+
+def brief(text: str, limit: int = 80) -> str:
+    """`text` cut to `limit` characters, for messages: hostile values can be megabytes long."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def content_hash(dataset: str, source_id: str, image: str, question: str, answer: str, gt_boxes) -> str:
@@ -268,9 +310,10 @@ def content_hash(dataset: str, source_id: str, image: str, question: str, answer
 class Store:
     """Open with `Store.open(path)`; safe to share between threads (each gets its own connection)."""
 
-    def __init__(self, path: Path, data_root: Path):
+    def __init__(self, path: Path, data_root: Path, *, read_only: str | None = None):
         self.path = path
         self.data_root = data_root
+        self.read_only = read_only  # why this store cannot be written to, or None
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -280,34 +323,74 @@ class Store:
     @classmethod
     def open(cls, path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> Store:
         """Create or migrate the store at `path`. The data root is recorded on first open (default:
-        the DB file's folder); a later open that names a different one is refused."""
+        the DB file's folder); a later open that names a different one is refused. A store this
+        process cannot write opens read-only (see `read_only`)."""
         path = Path(path).absolute()
         if path.parent and not path.parent.is_dir():
             raise StoreError(f"cannot create store {path}: folder {path.parent} does not exist")
-        store = cls(path, Path())
-        conn = store.conn
-        conn.execute("PRAGMA journal_mode=WAL")
-        with store.transaction():
-            migrate(store.db)
-            row = conn.execute("SELECT value FROM meta WHERE key = 'data_root'").fetchone()
-            asked = Path(data_root).expanduser().resolve() if data_root is not None else None
-            if row is None:
-                root = asked or path.parent.resolve()
-                conn.execute("INSERT INTO meta (key, value) VALUES ('data_root', ?)", [str(root)])
-                conn.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", [now()])
-            else:
-                root = Path(row[0])
-                if asked is not None and asked != root:
-                    raise StoreError(f"{path} records data root {root}; refusing to open it with data root {asked}")
-        store.data_root = root
+        if not path.exists() and not os.access(path.parent, os.W_OK):
+            raise StoreError(f"cannot create store {path}: folder {path.parent} is read-only")
+        store = cls(path, Path(), read_only=_read_only_reason(path))
+        try:
+            store.data_root = store._prepare(data_root)
+        except sqlite3.DatabaseError as exc:  # "file is not a database", a damaged page, ...
+            store.close()
+            raise StoreError(f"{path} cannot be opened as a SIF store ({exc})") from None
+        except BaseException:
+            store.close()
+            raise
         return store
+
+    def _prepare(self, data_root) -> Path:
+        """Check the schema, migrate it (when writable), and return the recorded data root."""
+        conn = self.conn
+        tables = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").fetchone()
+        known = {m.name for m in migrations.pending(Database(memory=True))}
+        done = {m.name for m in migrations.applied(self.db)}
+        if tables and not done:
+            raise StoreError(f"{self.path} is an SQLite database but not a SIF store; refusing to change it")
+        newer = sorted(done - known)
+        if newer:
+            raise StoreError(
+                f"{self.path} was written by a newer version of SIF Workbench (schema {', '.join(newer)}); "
+                "upgrade SIF Workbench to open it"
+            )
+        asked = Path(data_root).expanduser().resolve() if data_root is not None else None
+        if self.read_only:
+            if known - done:
+                raise StoreError(
+                    f"{self.path} needs upgrading to this version's schema, but it is read-only ({self.read_only})"
+                )
+            root = self._recorded_root()
+        else:
+            conn.execute("PRAGMA journal_mode=WAL")
+            with self.transaction():
+                migrate(self.db)
+                root = self._recorded_root()
+                if root is None:
+                    root = asked or self.path.parent.resolve()
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('data_root', ?)", [str(root)])
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", [now()])
+        if root is None:
+            raise StoreError(f"{self.path} records no data root")
+        if asked is not None and asked != root:
+            raise StoreError(f"{self.path} records data root {root}; refusing to open it with data root {asked}")
+        return root
+
+    def _recorded_root(self) -> Path | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'data_root'").fetchone()
+        return None if row is None else Path(row[0])
 
     @property
     def conn(self) -> sqlite3.Connection:
         """This thread's connection (autocommit at the driver level; writes use explicit transactions)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
+            if self.read_only:
+                uri = f"{self.path.as_uri()}?mode=ro" + ("&immutable=1" if _frozen(self.path) else "")
+                conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
@@ -337,11 +420,17 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def require_writable(self) -> None:
+        """Raise a StoreError saying why, when this store was opened read-only."""
+        if self.read_only:
+            raise StoreError(f"{self.path} is read-only ({self.read_only}): nothing can be saved to it")
+
     @contextmanager
     def transaction(self, *, savepoint: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction (`BEGIN IMMEDIATE`, so concurrent writers queue instead of failing
         on upgrade); nested calls use savepoints, so one failed record rolls back alone
         (`savepoint=False` joins the outer transaction, for a block that writes one statement)."""
+        self.require_writable()
         conn = self.conn
         if conn.in_transaction and not savepoint:
             yield conn
@@ -465,14 +554,22 @@ class Store:
         meta: dict | None = None,
     ) -> tuple[Sample, str]:
         """The checked sample as it would be stored (id 0) and its content hash."""
-        if not dataset or not str(dataset).strip():
-            raise StoreError("dataset: must not be empty")
-        for name, value in (("question", question), ("answer", answer)):
+        for name, value in (("dataset", dataset), ("question", question), ("answer", answer)):
             if not isinstance(value, str) or not value.strip():
                 raise StoreError(f"{name}: must be a non-empty string")
         for name, value in (("width", width), ("height", height)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise StoreError(f"{name}: must be a positive integer, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_SIDE:
+                raise StoreError(
+                    f"{name}: must be a whole number of pixels from 1 to {MAX_SIDE}, got {brief(repr(value))}"
+                )
+        if split not in SPLITS:
+            raise StoreError(f"split: {brief(repr(split))} is not one of {', '.join(SPLITS)}")
+        if meta is not None and not isinstance(meta, dict):
+            raise StoreError(f"meta: expected an object, got {type(meta).__name__}")
+        fields = {"dataset": dataset, "source_id": source_id, "question": question, "answer": answer}
+        where = surrogate_field({**fields, "image": image, "depth": depth, "meta": meta})
+        if where is not None:
+            raise StoreError(f"{where}: contains a lone surrogate (\\ud800-\\udfff), which is not text")
         if depth_encoding is not None and depth_encoding not in ENCODINGS:
             raise StoreError(f"depth_encoding: {depth_encoding!r} is not one of {', '.join(ENCODINGS)}")
         if depth is not None and depth_encoding is None:
@@ -542,7 +639,7 @@ class Store:
                     continue
                 try:
                     if chain is not None and analysis is None:
-                        analysis = analyse_chain(chain, sample.gt_boxes, self.depth_file(sample))
+                        analysis = analyse_or_keep(chain, sample.gt_boxes, self.depth_file(sample))
                 except StoreError as exc:
                     results[k] = exc
                     continue
@@ -598,6 +695,8 @@ class Store:
         return not known
 
     def _stored_path(self, path, field_name: str) -> str:
+        if not isinstance(path, (str, os.PathLike)):
+            raise StoreError(f"{field_name}: expected a path, got {type(path).__name__}")
         try:
             return self.relative(path)
         except StoreError as exc:
@@ -676,7 +775,9 @@ class Store:
             raise StoreError("author: must not be empty")
         if analysis is None:
             sample = self.get_sample(sample_id)
-            analysis = analyse_chain(chain, sample.gt_boxes, self.depth_file(sample), extra_problems)
+            analysis = analyse_or_keep(chain, sample.gt_boxes, self.depth_file(sample), extra_problems)
+        if note is not None:
+            note = redact(clean_text(note))
         with self.transaction() as conn:
             sample = self.get_sample(sample_id)
             if run_id is not None and conn.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone() is None:
@@ -993,7 +1094,8 @@ class Store:
         self, *, dataset=None, exclude_run: str | None = None, retry_invalid: bool = False, limit: int | None = None
     ) -> list[int]:
         """Ids of present samples with ground-truth boxes and no current chain (or, with
-        `retry_invalid`, an invalid generated one), none of which has a revision in `exclude_run`."""
+        `retry_invalid`, an invalid generated one), none of which has a revision or a recorded
+        failure in `exclude_run`."""
         f = self._filters(dataset=dataset)
         f.where.append(
             "(i.origin IS NULL OR (i.origin = 'generated' AND i.valid = 0))" if retry_invalid else "i.origin IS NULL"
@@ -1002,8 +1104,9 @@ class Store:
         if exclude_run is not None:
             f.where.append(
                 "NOT EXISTS (SELECT 1 FROM chain_revisions c WHERE c.run_id = ? AND c.sample_id = i.sample_id)"
+                " AND NOT EXISTS (SELECT 1 FROM run_failures f WHERE f.run_id = ? AND f.sample_id = i.sample_id)"
             )
-            f.params.append(exclude_run)
+            f.params.extend([exclude_run, exclude_run])
         sql = (
             f"SELECT i.sample_id FROM sample_index i JOIN samples s ON s.id = i.sample_id{self._where(f)}"
             " ORDER BY i.sample_id LIMIT ?"
@@ -1022,7 +1125,7 @@ class Store:
             conn.execute(
                 "INSERT INTO runs (id, kind, name, config, status, created_at, updated_at, metrics)"
                 " VALUES (?, ?, ?, ?, 'created', ?, ?, '{}')",
-                [run_id, kind, name, json.dumps(config, ensure_ascii=False, default=str), stamp, stamp],
+                [run_id, kind, name and clean_text(name), _config_json(config), stamp, stamp],
             )
         return run_id
 
@@ -1041,13 +1144,27 @@ class Store:
                 "UPDATE runs SET status = ?, metrics = ?, config = ?, updated_at = ?, finished_at = ? WHERE id = ?",
                 [
                     status,
-                    json.dumps(merged, ensure_ascii=False, default=str),
-                    json.dumps(run["config"] if config is None else config, ensure_ascii=False, default=str),
+                    _config_json(merged),
+                    _config_json(run["config"] if config is None else config),
                     stamp,
                     finished,
                     run_id,
                 ],
             )
+
+    def record_failure(self, run_id: str, sample_id: int, stage: str, error: str) -> None:
+        """Record that run `run_id` could not process sample `sample_id` (at `stage`, why): the
+        failure stays with the sample, and a resumed run does not retry it."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO run_failures (run_id, sample_id, stage, error, created_at) VALUES (?, ?, ?, ?, ?)",
+                [run_id, sample_id, stage, redact(clean_text(error)), now()],
+            )
+
+    def run_failures(self, run_id: str) -> dict[int, str]:
+        """sample id -> why run `run_id` could not process it."""
+        rows = self.conn.execute("SELECT sample_id, stage, error FROM run_failures WHERE run_id = ?", [run_id])
+        return {int(sid): f"{stage}: {error}" for sid, stage, error in rows}
 
     def get_run(self, run_id: str) -> dict:
         row = self.conn.execute("SELECT * FROM runs WHERE id = ?", [run_id]).fetchone()
@@ -1097,6 +1214,27 @@ class Store:
             sql, params = sql + " AND category = ?", [*params, category]
         sql += " ORDER BY sample_id LIMIT ?"
         return [json.loads(r[0]) for r in self.conn.execute(sql, [*params, -1 if limit is None else int(limit)])]
+
+
+def _read_only_reason(path: Path) -> str | None:
+    """Why this process cannot write the store at `path`, or None. SQLite in WAL mode writes
+    `-wal` and `-shm` files beside the store, so its folder must be writable too (unless both
+    exist and are writable)."""
+    if not path.exists():
+        return None
+    if not os.access(path, os.W_OK):
+        return "the file is read-only"
+    sidecars = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+    if not os.access(path.parent, os.W_OK) and not all(os.access(p, os.W_OK) for p in sidecars):
+        return f"its folder {path.parent} is read-only"
+    return None
+
+
+def _frozen(path: Path) -> bool:
+    """True when nothing can change the store: its folder is read-only and no `-wal` file can be
+    written. SQLite then reads it without the shared-memory file it could not create."""
+    wal = Path(f"{path}-wal")
+    return not os.access(path.parent, os.W_OK) and not (wal.exists() and os.access(wal, os.W_OK))
 
 
 _INSERT_SAMPLE = (
@@ -1184,6 +1322,11 @@ def sample_from_row(row) -> Sample:
         meta=json.loads(row["meta"]),
         created_at=row["created_at"],
     )
+
+
+def _config_json(config: dict) -> str:
+    """A run's config or metrics as stored: redacted, and ASCII JSON (text of any kind round-trips)."""
+    return json.dumps(redact_config(config), default=str)
 
 
 def _run(row) -> dict:

@@ -137,7 +137,10 @@ def merge_runs(
 
     run_id = store.create_run(kind="evaluation", config=asdict(config), name=name)
     store.update_run(run_id, status="running", metrics={"merged_from": sources})
-    sample_ids = register_samples(store, config.benchmark, records)
+    refused: list[str] = []
+    records, sample_ids = register_samples(store, config.benchmark, records, refused)
+    if refused:
+        raise ConfigError(f"the store refuses {len(refused)} record(s) the shards evaluated: {refused[0]}")
     author = config.model or config.backend
     for r, sid in zip(records, sample_ids):
         if r.id in texts:

@@ -17,6 +17,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from common.redact import REDACTED, redact, redact_config
 from evaluation.adapters import BENCHMARKS, load_benchmark
 from evaluation.metrics import benchmark_metrics, score_record
 from evaluation.records import PROTOCOLS, EvalRecord
@@ -224,7 +225,10 @@ def resume_config(stored: EvalConfig, given: dict, run_id: str) -> tuple[EvalCon
             f"--resume {run_id}: {'; '.join(refused)}. A resumed run keeps what decides its predictions; "
             f"only {', '.join(RESUMABLE)} may change. Start a new run to change the others."
         )
-    return replace(stored, **{k: now for k, (_, now) in changed.items()}), changed
+    config = replace(stored, **{k: now for k, (_, now) in changed.items()})
+    if REDACTED in (config.base_url or ""):  # credentials in the URL are never stored
+        raise ConfigError(f"run {run_id}'s base URL held credentials, which are not stored; pass --base-url again")
+    return config, changed
 
 
 def run_eval(
@@ -266,7 +270,7 @@ def run_eval(
             store.update_run(run_id, config=asdict(config), metrics={"resumed": [*history, entry]})
     store.update_run(run_id, status="running")
 
-    sample_ids = register_samples(store, config.benchmark, records)
+    records, sample_ids = register_samples(store, config.benchmark, records, loaded.problems)
     done = set(store.run_predictions(run_id))
     missing = [{"id": r.id, "image": r.image} for r in records if r.image_missing]
     needs_image = getattr(backend, "needs_image", True)
@@ -315,7 +319,7 @@ def _predict(store, run_id, backend, pending, config, failures, progress, stop_a
                     for sid, out in [first, *ready()]:
                         advance()
                         if isinstance(out, Exception):  # one bad record never stops a run
-                            failures.append({"id": by_sid[sid].id, "error": f"{type(out).__name__}: {out}"})
+                            failures.append({"id": by_sid[sid].id, "error": redact(f"{type(out).__name__}: {out}")})
                             continue
                         store.add_revision(sid, out, origin="prediction", author=author, run_id=run_id)
                         predicted += 1
@@ -357,7 +361,11 @@ def score_records(store, run_id: str, records, sample_ids, scorer, reasons: dict
     out = []
     for r, sid in zip(records, sample_ids):
         text = texts.get(sid)
-        entry = {"id": r.id, "sample_id": sid, "category": r.category, **score_record(r, text or "", scorer)}
+        try:
+            scores = score_record(r, text or "", scorer)
+        except Exception as exc:  # hostile text met a bug: this record scores as an unreadable answer
+            scores = {**score_record(r, "", scorer), "error": redact(f"{type(exc).__name__}: {exc}")}
+        entry = {"id": r.id, "sample_id": sid, "category": r.category, **scores}
         entry["failed"] = text is None
         if text is None:
             entry.update(correct=False, error=reasons.get(r.id, "no prediction"))
@@ -418,7 +426,7 @@ def finish_run(
         result.report_paths = write_report(
             Path(report_dir),
             run_id,
-            asdict(config),
+            redact_config(asdict(config)),
             summary,
             finite(metrics),
             per_record,
@@ -451,9 +459,12 @@ def _fill_size(record: EvalRecord) -> None:
         record.width, record.height = im.size
 
 
-def register_samples(store, benchmark: str, records: list[EvalRecord]) -> list[int]:
-    """Each record as a store sample (idempotent), so predictions can attach to it; in bulk
-    transactions of SAMPLE_CHUNK samples."""
+def register_samples(
+    store, benchmark: str, records: list[EvalRecord], problems: list[str]
+) -> tuple[list[EvalRecord], list[int]]:
+    """Each record as a store sample (idempotent), so predictions can attach to it, in bulk
+    transactions of SAMPLE_CHUNK samples: the records stored and their sample ids. A record the
+    store refuses (a size no picture has, say) is added to `problems` and left out; the run goes on."""
     for r in records[:1]:
         folder = Path(r.image).parent.resolve()
         if not folder.is_relative_to(store.data_root):
@@ -461,17 +472,25 @@ def register_samples(store, benchmark: str, records: list[EvalRecord]) -> list[i
                 f"benchmark images in {folder} are outside the store's data root {store.data_root}; "
                 "use a store whose data root contains them"
             )
+    kept: list[EvalRecord] = []
     ids: list[int] = []
     for start in range(0, len(records), SAMPLE_CHUNK):
-        chunk = records[start : start + SAMPLE_CHUNK]
-        for r in chunk:
-            _fill_size(r)
+        chunk = []
+        for r in records[start : start + SAMPLE_CHUNK]:
+            try:
+                _fill_size(r)
+            except (OSError, ValueError) as exc:  # an unreadable picture: this record's problem
+                problems.append(f"{r.id}: {exc}")
+                continue
+            chunk.append(r)
         results = store.import_samples([(_sample_fields(benchmark, r), None, None) for r in chunk], author="")
         for r, result in zip(chunk, results):
-            if isinstance(result, Exception):
-                raise ConfigError(f"record {r.id}: {result}")
+            if isinstance(result, Exception):  # one record's problem, not the run's
+                problems.append(f"{r.id}: {result}")
+                continue
+            kept.append(r)
             ids.append(result[0])
-    return ids
+    return kept, ids
 
 
 def _sample_fields(benchmark: str, r: EvalRecord) -> dict:

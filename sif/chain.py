@@ -3,14 +3,19 @@ and canonical rendering.
 
 Strict validation is what the format reward checks; the lenient parser is for everything that
 has to live with imperfect text (imports, rollouts, the workbench) and says what it skipped.
+Both take untrusted text (a teacher's reply, a model's completion, an import file) and never
+raise on it: huge numbers, NaN, deep nesting, NUL bytes and megabytes of text end as problems
+(or skipped parts), in time linear in the text.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
 
@@ -134,9 +139,80 @@ def render_chain(chain: Chain) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- untrusted text
+
+SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """`text` made storable: lone surrogates (a `\\ud800` JSON escape, or bytes that were not
+    UTF-8 read with surrogateescape) have no UTF-8 form and become U+FFFD.
+
+    >>> clean_text("a\\ud800b")
+    'a\ufffdb'
+    """
+    return SURROGATES.sub("\ufffd", text)
+
+
+def surrogate_field(value, where: str = "") -> str | None:
+    """The field (a dotted path, in order) of the first string in `value` — a JSON-like value,
+    keys included — that holds a lone surrogate: text with no UTF-8 form, which cannot be stored.
+
+    >>> surrogate_field({"a": 1, "b": [{"c": "ok"}, {"d": "\\udcff"}]})
+    'b[1].d'
+    """
+    stack: list[tuple[str, object]] = [(where, value)]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, str):
+            if SURROGATES.search(v):
+                return SURROGATES.sub("?", where)
+        elif isinstance(v, dict):
+            for k in v:
+                if isinstance(k, str) and SURROGATES.search(k):
+                    return SURROGATES.sub("?", f"{where}.{k}" if where else k)
+            stack.extend(reversed([(f"{where}.{k}" if where else str(k), x) for k, x in v.items()]))
+        elif isinstance(v, (list, tuple)):
+            stack.extend(reversed([(f"{where}[{i}]", x) for i, x in enumerate(v)]))
+    return None
+
+
+# ---------------------------------------------------------------- untrusted JSON
+
+
+def _not_a_number(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+# Numbers read exactly (the decimals rule needs them as written, and Decimal has no digit limit);
+# NaN and Infinity, which Python's json accepts, are refused.
+_EXACT_JSON = json.JSONDecoder(parse_float=Decimal, parse_int=Decimal, parse_constant=_not_a_number)
+# Numbers as floats: any integer string converts (to inf beyond ~308 digits, never an error).
+_FLOAT_JSON = json.JSONDecoder(parse_int=float, parse_constant=_not_a_number)
+
+
+def _untrusted_json(decoder: json.JSONDecoder, body: str):
+    """(value, None), or (None, why not) for text that is not JSON or not usable JSON."""
+    try:
+        return decoder.decode(body), None
+    except json.JSONDecodeError as exc:
+        return None, f"{exc.msg} at character {exc.pos}"
+    except RecursionError:
+        return None, "nested too deeply"
+    except ValueError as exc:  # NaN / Infinity
+        return None, str(exc)
+
+
+def _show(v) -> str:
+    """A number for a message: as written, or in short scientific form when it is long."""
+    text = str(v)
+    return text if len(text) <= 16 else format(v, ".4g")
+
+
 # ---------------------------------------------------------------- strict validation
 
 _TAG = re.compile(r"</?(think|answer|area|text)>")
+_OPEN = re.compile(r"<(area|text)>")
 
 
 def _decimals(d: Decimal) -> int:
@@ -154,10 +230,9 @@ def _check_area(body: str, step: int) -> list[Problem]:
     def problem(rule, fld, msg):
         return Problem(rule, fld, msg, step)
 
-    try:
-        regions = json.loads(body, parse_float=Decimal, parse_int=Decimal)
-    except (json.JSONDecodeError, InvalidOperation) as exc:
-        return [problem(3, "area", f"is not valid JSON ({exc.msg} at character {exc.pos})")]
+    regions, why = _untrusted_json(_EXACT_JSON, body)
+    if why is not None:
+        return [problem(3, "area", f"is not valid JSON ({why})")]
     if not isinstance(regions, list) or not regions:
         return [problem(3, "area", "must be a JSON list of one or more regions")]
     out: list[Problem] = []
@@ -175,9 +250,9 @@ def _check_area(body: str, step: int) -> list[Problem]:
         else:
             x1, y1, x2, y2 = box
             if not (0 <= x1 < x2 <= 1):
-                out.append(problem(4, f"{tag}.bbox_2d", f"needs 0 ≤ x1 < x2 ≤ 1, got x1={x1}, x2={x2}"))
+                out.append(problem(4, f"{tag}.bbox_2d", f"needs 0 ≤ x1 < x2 ≤ 1, got x1={_show(x1)}, x2={_show(x2)}"))
             if not (0 <= y1 < y2 <= 1):
-                out.append(problem(4, f"{tag}.bbox_2d", f"needs 0 ≤ y1 < y2 ≤ 1, got y1={y1}, y2={y2}"))
+                out.append(problem(4, f"{tag}.bbox_2d", f"needs 0 ≤ y1 < y2 ≤ 1, got y1={_show(y1)}, y2={_show(y2)}"))
             if any(_decimals(v) > 3 for v in box):
                 out.append(problem(4, f"{tag}.bbox_2d", "numbers may have at most 3 decimals"))
         depth = reg.get("depth")
@@ -187,7 +262,7 @@ def _check_area(body: str, step: int) -> list[Problem]:
             out.append(problem(3, f"{tag}.depth", "must be a number"))
         else:
             if not (0 <= depth <= 1):
-                out.append(problem(4, f"{tag}.depth", f"must be between 0 and 1, got {depth}"))
+                out.append(problem(4, f"{tag}.depth", f"must be between 0 and 1, got {_show(depth)}"))
             if _decimals(depth) > 3:
                 out.append(problem(4, f"{tag}.depth", "may have at most 3 decimals"))
     return out
@@ -222,19 +297,12 @@ def validate_chain(text: str) -> list[Problem]:
 
     # Rule 2: only <area>/<text> pairs inside <think>, strictly alternating.
     pos, expect, step, pairs = 0, "area", 0, 0
-    pattern = re.compile(r"<(area|text)>(.*?)</\1>", re.S)
-    while True:
-        nxt = pattern.search(think, pos)
-        gap = think[pos : nxt.start() if nxt else len(think)]
+    for start, end, tag, body in _elements(think):
+        gap = think[pos:start]
         if gap.strip():
             problems.append(
-                Problem(
-                    2, "think", f"has stray text {gap.strip()[:40]!r} outside <area>/<text> tags", step if nxt else None
-                )
+                Problem(2, "think", f"has stray text {gap.strip()[:40]!r} outside <area>/<text> tags", step)
             )
-        if nxt is None:
-            break
-        tag, body = nxt.group(1), nxt.group(2)
         if _TAG.search(body):
             problems.append(Problem(2, tag, "contains a nested or unclosed tag", step))
         if tag != expect:
@@ -250,12 +318,33 @@ def validate_chain(text: str) -> list[Problem]:
             if not body.strip():
                 problems.append(Problem(5, "text", "is empty", step))
             expect, step, pairs = "area", step + 1, pairs + 1
-        pos = nxt.end()
+        pos = end
+    gap = think[pos:]
+    if gap.strip():
+        problems.append(Problem(2, "think", f"has stray text {gap.strip()[:40]!r} outside <area>/<text> tags"))
     if pairs == 0:
         problems.append(Problem(2, "think", "needs at least one <area>…</area><text>…</text> pair"))
     elif expect == "text":
         problems.append(Problem(2, "think", "must end with </text>: the last <area> has no <text>", step))
     return problems
+
+
+def _elements(think: str):
+    """(start, end, tag, body) of each `<area>…</area>` / `<text>…</text>`, left to right: what
+    repeated searches for `<(area|text)>(.*?)</\\1>` would find, but in linear time (those
+    searches rescan the rest of the text for every unclosed tag)."""
+    closes = {t: [m.start() for m in re.finditer(f"</{t}>", think)] for t in ("area", "text")}
+    pos = 0
+    for m in _OPEN.finditer(think):
+        if m.start() < pos:
+            continue  # inside the previous element's body
+        tag, positions = m.group(1), closes[m.group(1)]
+        k = bisect_left(positions, m.end())
+        if k == len(positions):
+            continue  # never closed: part of the text around the elements
+        close = positions[k]
+        pos = close + len(tag) + 3
+        yield m.start(), pos, tag, think[m.end() : close]
 
 
 # ---------------------------------------------------------------- lenient parsing
@@ -267,26 +356,40 @@ _LENIENT = re.compile(
 _NUM = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 
 
+MAX_COORDINATE = 1e9  # beyond any pixel coordinate: a larger number is unreadable, not a box
+
+
+def _coordinate(v) -> float:
+    """A number the lenient parser keeps (a finite int or float within ±MAX_COORDINATE), else ValueError."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{type(v).__name__} is not a number")
+    if not (math.isfinite(v) and abs(v) <= MAX_COORDINATE):
+        raise ValueError(f"{_show(v)} is out of range")
+    return float(v)
+
+
 def _lenient_regions(body: str, step: int, skipped: list[str]) -> list[Region]:
-    try:
-        data = json.loads(body)
+    data, why = _untrusted_json(_FLOAT_JSON, body)
+    if why is None:
         items = data if isinstance(data, list) else [data]
-    except json.JSONDecodeError:
+    else:
         # Salvage region objects one by one from broken JSON.
         items = []
         for m in re.finditer(r'"bbox_2d"\s*:\s*\[([^\]]*)\](?:\s*,\s*"depth"\s*:\s*(' + _NUM + "))?", body):
-            nums = re.findall(_NUM, m.group(1))
-            items.append({"bbox_2d": nums, **({"depth": m.group(2)} if m.group(2) else {})})
+            nums = [float(n) for n in re.findall(_NUM, m.group(1))]
+            items.append({"bbox_2d": nums, **({"depth": float(m.group(2))} if m.group(2) else {})})
         skipped.append(f"step {step + 1}: area is not valid JSON; recovered {len(items)} region(s)")
     regions = []
     for i, item in enumerate(items):
         try:
-            box = [float(v) for v in item["bbox_2d"]]
-            if len(box) != 4:
-                raise ValueError("bbox_2d needs 4 numbers")
+            if not isinstance(item, dict):
+                raise ValueError(f"expected an object, got {type(item).__name__}")
+            box = item.get("bbox_2d")
+            if not isinstance(box, list) or len(box) != 4:
+                raise ValueError("bbox_2d needs a list of 4 numbers")
             depth = item.get("depth")
-            regions.append(Region(tuple(box), None if depth is None else float(depth)))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            regions.append(Region(tuple(map(_coordinate, box)), None if depth is None else _coordinate(depth)))
+        except ValueError as exc:
             skipped.append(f"step {step + 1}: region {i + 1} skipped ({exc})")
     return regions
 
@@ -327,4 +430,14 @@ def parse_chain(text: str) -> ParseResult:
         steps.append(Step(tuple(pending), ""))
     if answer is None:
         skipped.append("no <answer>")
-    return ParseResult(Chain(tuple(steps), answer), skipped)
+    return ParseResult(Chain(tuple(steps), answer), first_notes(skipped))
+
+
+MAX_NOTES = 50  # notes kept about one text: hostile text can have a problem every few characters
+
+
+def first_notes(notes: list[str], limit: int = MAX_NOTES) -> list[str]:
+    """`notes`, the ones beyond `limit` counted instead of listed (the last note is kept)."""
+    if len(notes) <= limit:
+        return notes
+    return [*notes[: limit - 2], f"… and {len(notes) - limit + 1} more", notes[-1]]

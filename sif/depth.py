@@ -235,8 +235,9 @@ class DepthMap:
         return int(self.array.shape[1])
 
     def pixel_span(self, box) -> tuple[int, int, int, int]:
-        """Pixel columns/rows a normalized box covers: floor(x1·W) … ceil(x2·W), clipped, never empty."""
-        x1, y1, x2, y2 = (float(v) for v in box)
+        """Pixel columns/rows a normalized box covers: floor(x1·W) … ceil(x2·W), clipped, never empty
+        (coordinates are clipped to [0, 1] first, so a hostile 1e308 or NaN cannot overflow)."""
+        x1, y1, x2, y2 = (min(v, 1.0) if v >= 0 else 0.0 for v in map(float, box))
         H, W = self.array.shape[:2]
         c1 = min(max(math.floor(x1 * W), 0), W - 1)
         r1 = min(max(math.floor(y1 * H), 0), H - 1)

@@ -6,6 +6,8 @@ on a grid resolution and stay fast for the handful of boxes a chain step holds.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from typing import Literal
 
@@ -15,6 +17,24 @@ from scipy.optimize import linear_sum_assignment
 from sif.errors import ConfigError
 
 Box = Sequence[float]
+
+
+def four_numbers(box) -> list[float] | None:
+    """`box` as 4 floats when it is a list or tuple of 4 finite real numbers, else None: no
+    coercion of strings (`"0011"` has 4 characters, it is not a box), bools or nested lists.
+
+    >>> four_numbers([0, 0.5, 1, 1]), four_numbers("0011"), four_numbers([0, 0, 1, float("nan")])
+    ([0.0, 0.5, 1.0, 1.0], None, None)
+    """
+    if not isinstance(box, (list, tuple)) or len(box) != 4:
+        return None
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in box):
+        return None
+    try:
+        out = [float(v) for v in box]
+    except OverflowError:  # an integer beyond the range of a float
+        return None
+    return out if all(math.isfinite(v) for v in out) else None
 
 
 def _proper(boxes: Sequence[Box]) -> np.ndarray:

@@ -3,6 +3,8 @@
 Import files, exports and benchmark files are untrusted: a record that cannot be read comes back
 as a `RecordError` at its position and the caller carries on with the next one, so one broken
 line never costs the rest of the file. Positions read `path[3]` (a list) or `path:12` (a line).
+A byte-order mark is skipped; bytes that are not UTF-8, and `\\ud800`-style escapes that encode
+no character, make their record's error (naming the field), not the file's.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "r.jsonl"
@@ -18,7 +20,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from sif.errors import ConfigError, RecordError
+from sif.chain import surrogate_field
+from sif.errors import RecordError
 
 
 def _number(digits: str) -> int | float:
@@ -34,10 +37,9 @@ _WHITESPACE = " \t\n\r"
 def read_records(path: str | os.PathLike) -> Iterator[tuple[str, dict | RecordError]]:
     """(position, record) for every record of `path`; unreadable records are `RecordError`s."""
     p = Path(path)
-    try:
-        text = p.read_bytes().decode("utf-8-sig")  # a byte-order mark is not part of the data
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    # A byte-order mark is not part of the data; bytes that are not UTF-8 are kept as surrogates
+    # (surrogateescape), which `_object` reports against the record that holds them.
+    text = p.read_bytes().decode("utf-8-sig", errors="surrogateescape")
     start = _skip(text, 0)
     if text.startswith("[", start):
         yield from _list_records(str(p), text, start + 1)
@@ -56,9 +58,14 @@ def _why(exc: Exception) -> str:
 
 
 def _object(value) -> dict | RecordError:
-    if isinstance(value, dict):
-        return value
-    return RecordError(f"expected a JSON object, got {type(value).__name__}", field="record")
+    if not isinstance(value, dict):
+        return RecordError(f"expected a JSON object, got {type(value).__name__}", field="record")
+    where = surrogate_field(value)
+    if where is not None:
+        return RecordError(
+            "holds bytes that are not UTF-8 text, or a \\ud800-style escape of no character", field=where
+        )
+    return value
 
 
 def _decode(text: str, i: int):
@@ -100,7 +107,7 @@ def _list_records(name: str, text: str, i: int) -> Iterator[tuple[str, dict | Re
 
 
 def _line_records(name: str, text: str) -> Iterator[tuple[str, dict | RecordError]]:
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a string
         if not line.strip():
             continue
         try:

@@ -12,7 +12,7 @@ import math
 import re
 import string
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -24,18 +24,20 @@ DEPTH_TOLERANCE = 0.1
 
 
 def completion_text(completion) -> str:
-    """The assistant text of a TRL completion (conversational list, message dict or plain string)."""
+    """The assistant text of a TRL completion (conversational list, message dict or plain
+    string); anything else holds no text ("")."""
     if isinstance(completion, str):
         return completion
     if isinstance(completion, dict):
-        return str(completion.get("content", ""))
-    if isinstance(completion, Sequence) and completion:
+        content = completion.get("content", "")
+    elif isinstance(completion, Sequence) and completion:
         last = completion[-1]
         content = last.get("content", "") if isinstance(last, dict) else last
-        if isinstance(content, list):  # multimodal content parts
-            return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        return str(content)
-    return ""
+    else:
+        return ""
+    if isinstance(content, list):  # multimodal content parts
+        return "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return content if isinstance(content, str) else ""
 
 
 def _parsed(completion) -> ParseResult | None:
@@ -267,7 +269,7 @@ def token_f1(gt: str, pred: str) -> float:
     g, p = normalize_answer(gt).split(), normalize_answer(pred).split()
     if not g or not p:
         return float(g == p)
-    common = sum(min(g.count(w), p.count(w)) for w in set(g))
+    common = sum((Counter(g) & Counter(p)).values())
     if common == 0:
         return 0.0
     precision, recall = common / len(p), common / len(g)

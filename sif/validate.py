@@ -10,12 +10,13 @@ from sif.errors import RecordError
 from sif.records import read_records
 
 
-def _assistant_text(record) -> str | None:
-    if not isinstance(record, dict):
-        return None
-    for message in reversed(record.get("messages") or []):
+def _assistant_text(record: dict) -> str | None:
+    """The last assistant message's text; None when there is none (or it is not text)."""
+    messages = record.get("messages")
+    for message in reversed(messages if isinstance(messages, list) else []):
         if isinstance(message, dict) and message.get("role") == "assistant":
-            return str(message.get("content", ""))
+            content = message.get("content")
+            return content if isinstance(content, str) else None
     return None
 
 
@@ -33,10 +34,11 @@ def validate_file(path: str | os.PathLike) -> list[tuple[str, list[Problem]]]:
         if isinstance(record, RecordError):
             results.append((f"record {i}", [Problem(1, record.field or "record", str(record))]))
             continue
-        name = str(record.get("id", f"record {i}"))
+        rid = record.get("id")
+        name = str(rid) if isinstance(rid, (str, int)) and not isinstance(rid, bool) else f"record {i}"
         chain = _assistant_text(record)
         if chain is None:
-            results.append((name, [Problem(1, "messages", "has no assistant message")]))
+            results.append((name, [Problem(1, "messages", "has no assistant message with text")]))
         else:
             results.append((name, validate_chain(chain)))
     return results

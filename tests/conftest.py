@@ -16,6 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from sif.depth import save_gray16
 from tests.support.fake_openai import Reply, fake_openai_server
 from tests.support.inference import CANNED_TEXT, scene_depth, scene_image
+from tests.support.shared_data import REC_FILE, VSR_FILE, full_file
 from tests.support.workbench import CHROMIUM, CHROMIUM_ARGS
 
 
@@ -35,6 +36,18 @@ def synth_data(tmp_path_factory):
     return prepare_synthetic(
         tmp_path_factory.mktemp("synth"), 16, seed=3, rl_n=8, max_objects=3, distractor_prob=0.0, split_ratio=0.2
     )
+
+
+@pytest.fixture
+def vsr_full() -> str:
+    """All 3,376 Visual-CoT VSR records (the shared data; skipped when absent, see tests/data/README.md)."""
+    return full_file(VSR_FILE)
+
+
+@pytest.fixture
+def rec_full() -> str:
+    """All 10,834 RefCOCO val records (the shared data; skipped when absent)."""
+    return full_file(REC_FILE)
 
 
 @pytest.fixture

@@ -368,3 +368,43 @@ def test_a_resumed_retry_invalid_run_does_not_pay_again_for_what_it_already_wrot
         assert [len(store.history(i)) for i in [*first_ids, late]] == [1, 1, 1]
         again = generate(store, _cfg(server, retry_invalid=True), progress=False)  # a new run redoes all three
     assert teacher.attempts == {"malformed": 6} and again.metrics["invalid"] == 3
+
+
+def test_a_failed_sample_is_recorded_with_it_and_a_resume_does_not_retry_it(store):
+    ids = add_samples(store, ["Where?", "What?", "Which?"])
+    store.resolve(store.get_sample(ids[1]).image).write_bytes(b"not a picture")  # fails every time it is read
+    with fake_openai_server(lambda req, n: Reply(chain_reply(planned_areas(req)))) as server:
+        run = generate(store, _cfg(server, worker_processes=0), progress=False)
+        assert run.metrics["generated"] == 2 and run.metrics["skipped"] == 1
+        assert list(store.run_failures(run.run_id)) == [ids[1]]
+        assert store.run_failures(run.run_id)[ids[1]].startswith("prepare: ")
+        asked = len(server.requests)
+        again = generate(store, resume=run.run_id, base_url=server.base_url, progress=False)
+        assert len(server.requests) == asked and again.metrics["skipped"] == 1  # not retried
+        assert any("1 sample(s) that failed earlier in this run were not retried" in e for e in again.errors)
+        fresh = generate(store, _cfg(server, worker_processes=0), progress=False)
+        assert fresh.metrics["skipped"] == 1  # a new run tries it again
+    assert store.current_chain(ids[1]) is None
+
+
+@pytest.mark.parametrize("workers", [1, 0])
+def test_a_reply_the_check_breaks_on_is_stored_with_the_reason(store, monkeypatch, workers):
+    import datagen.generation as gen
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug met by hostile text")
+
+    monkeypatch.setattr(gen, "check_reply", broken)  # the forked worker inherits it
+    (sid,) = add_samples(store, ["Where is the mug?"])
+    reply = chain_reply([[{"bbox_2d": [0, 0, 1, 1], "depth": 0.5}]])
+    with fake_openai_server(lambda req, n: Reply(reply)) as server:
+        summary = generate(store, _cfg(server, worker_processes=workers), progress=False)
+        assert len(server.requests) == 1
+    rev = store.current_chain(sid)
+    assert not rev.valid and _stored_text(rev) == reply  # the paid reply, verbatim
+    assert any("could not be checked (ZeroDivisionError: a bug met by hostile text)" in p for p in rev.problems)
+    assert summary.metrics["invalid"] == 1 and store.get_run(summary.run_id)["status"] == "done"
+
+
+def _stored_text(rev) -> str:
+    return rev.raw_text if rev.raw_text is not None else rev.text

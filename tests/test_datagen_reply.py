@@ -149,3 +149,43 @@ def test_text_with_a_stray_tag_cannot_be_repaired(plan):
     texts[0] = "I see <answer> here"
     check = check_reply(_reply_with(plan, texts=texts), plan, ANSWER)
     assert not check.ok and check.problems
+
+
+def test_prose_that_names_the_tags_before_the_chain_is_dropped(plan):
+    reply = "I will think inside <think> tags and answer in <answer> tags, as asked.\n\n" + _reply_with(plan)
+    assert extract_chain_text(reply) == _reply_with(plan)
+    check = check_reply(reply, plan, ANSWER)
+    assert check.ok and "removed text around the chain" in check.repairs
+
+
+@pytest.mark.parametrize("cut", ["unclosed", "missing"])
+def test_an_unclosed_answer_is_as_fine_as_a_missing_one(plan, cut):
+    """The ground truth replaces the answer either way (README: the answer is set to the ground truth)."""
+    good = _reply_with(plan, answer="blue")
+    reply = good.replace("</answer>", "") if cut == "unclosed" else good[: good.index("<answer>")] + "\nThanks!"
+    check = check_reply(reply, plan, ANSWER)
+    assert check.ok, check.problems
+    assert check.chain.answer == ANSWER and validate_chain(check.text) == []
+
+
+def test_pixel_boxes_are_converted_with_a_note_and_flagged_when_they_cannot_be(plan):
+    w, h = 640, 480
+    reply = _reply_with(
+        plan, boxes_of=lambda i, regs: [[round(v * (w, h)[k % 2]) for k, v in enumerate(r.bbox)] for r in regs]
+    )
+    check = check_reply(reply, plan, ANSWER, size=(w, h))
+    assert check.ok, check.problems
+    assert "converted pixel boxes of the 640×480 image to normalized ones" in check.repairs
+    assert check.chain.final_boxes == [list(r.bbox) for r in plan.steps[-1]]  # snapped to the plan
+    unknown = check_reply(reply, plan, ANSWER)
+    assert not unknown.ok and any("image size is unknown" in p for p in unknown.problems)
+    small = check_reply(reply, plan, ANSWER, size=(64, 48))
+    assert not small.ok and any("not pixel coordinates of the 64×48 image" in p for p in small.problems)
+
+
+@pytest.mark.parametrize("junk", ["\x00", "\ufffd", "\ud800", "\x1b[31m"])
+def test_a_text_with_control_characters_or_undecodable_bytes_is_not_repaired(plan, junk):
+    texts = ["fine"] * len(plan.steps)
+    texts[1] = f"the red {junk}mug"
+    check = check_reply(_reply_with(plan, texts=texts), plan, ANSWER)
+    assert not check.ok and any("step 2: the text holds" in p for p in check.problems)

@@ -1,5 +1,9 @@
 """A `sif generate` process killed with SIGKILL midway, then resumed: no duplicate, no loss, and
-no image worker process left behind."""
+no image worker process left behind.
+
+What holds however loaded the machine is: exactly one generated revision per sample, and every
+stored revision's tokens counted. Not the token total: a reply in flight at the kill was paid
+for but never stored, and the resumed run asks for it again."""
 
 import os
 import signal
@@ -91,6 +95,7 @@ def test_killed_run_resumes_with_exactly_one_generated_revision_per_sample(tmp_p
         second = subprocess.run(args + ["--resume", run_id], capture_output=True, text=True, env=env, timeout=120)
         assert second.returncode == 0, second.stderr
         assert f"run {run_id}:" in second.stdout
+        paid = len(server.requests)
 
     with Store.open(db) as store:
         assert store.count(run_id=run_id) == N
@@ -101,5 +106,8 @@ def test_killed_run_resumes_with_exactly_one_generated_revision_per_sample(tmp_p
             assert current.origin == "generated" and current.valid and current.run_id == run_id
         run = store.get_run(run_id)
         assert run["status"] == "done" and run["metrics"]["generated"] == N
-        assert run["metrics"]["total_tokens"] == 15 * N  # usage committed with each sample survives the kill
+        # Usage committed with each sample survives the kill; at most the replies in flight then
+        # (one per concurrent request) were paid twice.
+        assert N <= paid <= N + 2
+        assert 15 * N <= run["metrics"]["total_tokens"] <= 15 * paid
     assert "sk-kill-test" not in second.stdout + second.stderr

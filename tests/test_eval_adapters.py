@@ -7,7 +7,7 @@ import pytest
 
 from evaluation.adapters import OVD_PROMPT, REC_PROMPT, load_benchmark
 from evaluation.report import compare_runs
-from tests.support.shared_data import REC_FILE
+from tests.support.shared_data import REC_SAMPLE
 
 
 def _jsonl(path, rows):
@@ -15,15 +15,23 @@ def _jsonl(path, rows):
     return path
 
 
-def test_rec_real_file():
-    loaded = load_benchmark("rec", REC_FILE, "/nonexistent")
-    assert len(loaded.records) == 10834 and not loaded.problems
+def _check_rec_file(path: str, n: int) -> None:
+    loaded = load_benchmark("rec", path, "/nonexistent")
+    assert len(loaded.records) == n and not loaded.problems
     r = loaded.records[0]
     assert r.question == REC_PROMPT.format(expression="bowl behind the others can only see part")
     assert r.category == "refcoco/validation" and r.image == "/nonexistent/COCO_train2014_000000580957.jpg"
     assert r.gt_boxes[0] == pytest.approx([468.3 / 640, 0.91 / 428, 1.0, 117.03 / 428])
     assert r.image_missing
-    assert len({x.id for x in loaded.records}) == 10834
+    assert len({x.id for x in loaded.records}) == n
+
+
+def test_rec_real_file(rec_full):
+    _check_rec_file(rec_full, 10834)
+
+
+def test_rec_shipped_records():
+    _check_rec_file(REC_SAMPLE, 300)
 
 
 def test_rec_bad_records_are_named_and_skipped(tmp_path):

@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from evaluation.runner import EvalConfig, run_eval
-from tests.support.shared_data import REC_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -53,17 +52,17 @@ def _expected_rec_metrics(path, seed=0, lo=0.2, hi=0.8):
 
 
 @pytest.mark.slow
-def test_rec_10834_records_scripted_end_to_end(tmp_path):
+def test_rec_10834_records_scripted_end_to_end(tmp_path, rec_full):
     store = _store(tmp_path / "sif.db")
     # The images are not on disk (the annotation file ships without them); the folder sits in
     # the store's data root, as a real image folder would.
-    config = EvalConfig(benchmark="rec", data=REC_FILE, images=str(tmp_path / "no-images"), backend="scripted")
+    config = EvalConfig(benchmark="rec", data=rec_full, images=str(tmp_path / "no-images"), backend="scripted")
     start = time.monotonic()
     result = run_eval(store, config, report_dir=tmp_path / "reports", progress=False)
     elapsed = time.monotonic() - start
     assert elapsed < 60, f"10,834 records took {elapsed:.1f} s"
 
-    expected = _expected_rec_metrics(REC_FILE)
+    expected = _expected_rec_metrics(rec_full)
     assert set(expected) == {"refcoco/validation"}
     ours = result.metrics["overall"]
     assert ours["n"] == expected["refcoco/validation"]["n"] == 10834
@@ -87,7 +86,7 @@ def _synth_data(tmp_path, n=60):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_with_one_prediction_per_record(tmp_path):
+def test_killed_run_resumes_with_one_prediction_per_record(tmp_path, rec_full):
     """A real `sif eval` process killed midway (SIGKILL), then `--resume`: one prediction each."""
     db = tmp_path / "sif.db"
     env = {**os.environ, "SIF_DB": str(db), "PYTHONPATH": str(ROOT)}
@@ -96,7 +95,7 @@ def test_killed_run_resumes_with_one_prediction_per_record(tmp_path):
         "eval",
         "rec",
         "--data",
-        REC_FILE,
+        rec_full,
         "--backend",
         "scripted",
         "--limit",
@@ -129,7 +128,7 @@ def test_killed_run_resumes_with_one_prediction_per_record(tmp_path):
             "--db",
             str(db),
             "--data",
-            REC_FILE,
+            rec_full,
             "--backend",
             "scripted",
             "--resume",

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from db.importers import import_file, sif50k_converter, tallyqa_converter, unpad_square, viscot_converter
 from db.store import Store
-from tests.support.shared_data import VSR_FILE as VSR
+from tests.support.shared_data import VSR_SAMPLE
 from tests.support.store import RELEASED_CHAIN, released_record, synth_folder, write_json
 
 runner = CliRunner()
@@ -91,18 +91,20 @@ def test_bad_records_are_reported_and_good_ones_kept(tmp_path):
     assert store.get_sample(row[0]).missing
 
 
-def test_all_vsr_records_import_with_boxes_normalized(tmp_path):
-    records = [json.loads(line) for line in Path(VSR).read_text().splitlines()]
-    assert len(records) == 3376
+def _import_vsr(tmp_path, vsr: str) -> int:
+    """Import a Visual-CoT VSR file through the CLI (placeholder images of each record's size);
+    check every box against the file and a hand-computed one; return the record count."""
+    records = [json.loads(line) for line in Path(vsr).read_text().splitlines()]
+    n = len(records)
     images = tmp_path / "vsr"
     images.mkdir()
     for name, w, h in {(r["image"], r["width"], r["height"]) for r in records}:
         Image.new("L", (w, h)).save(images / name, format="PNG", compress_level=1)
-    result = runner.invoke(app, ["import", "viscot", VSR, "--images", str(images), "--db", str(tmp_path / "v.db")])
+    result = runner.invoke(app, ["import", "viscot", vsr, "--images", str(images), "--db", str(tmp_path / "v.db")])
     assert result.exit_code == 0, result.output
-    assert "3376 records: 3376 samples added" in result.output and "0 errors" in result.output
+    assert f"{n} records: {n} samples added" in result.output and "0 errors" in result.output
     store = Store.open(tmp_path / "v.db")
-    assert store.count(dataset="vsr") == 3376 and store.count(origin="none") == 3376
+    assert store.count(dataset="vsr") == n and store.count(origin="none") == n
     rows = store.conn.execute("SELECT gt_boxes, width, height FROM samples ORDER BY id").fetchall()
     got = np.array([json.loads(r[0])[0] for r in rows])
     want = np.array(
@@ -117,8 +119,18 @@ def test_all_vsr_records_import_with_boxes_normalized(tmp_path):
     s = store.get_sample(2)
     assert s.gt_boxes[0] == pytest.approx([0.0, 0.88 / 428, 1.0, 422.54 / 428])
     assert s.gt_boxes[0][3] == pytest.approx(0.987243, abs=1e-6)
-    again = runner.invoke(app, ["import", "viscot", VSR, "--images", str(images), "--db", str(tmp_path / "v.db")])
-    assert "0 samples added, 3376 already present" in again.output
+    again = runner.invoke(app, ["import", "viscot", vsr, "--images", str(images), "--db", str(tmp_path / "v.db")])
+    assert f"0 samples added, {n} already present" in again.output
+    return n
+
+
+def test_all_vsr_records_import_with_boxes_normalized(tmp_path, vsr_full):
+    assert _import_vsr(tmp_path, vsr_full) == 3376
+
+
+def test_shipped_vsr_records_import_with_boxes_normalized(tmp_path):
+    """The same on the 300 records shipped in tests/data (a fresh clone has no ../shared)."""
+    assert _import_vsr(tmp_path, VSR_SAMPLE) == 300
 
 
 def test_square_padding_undone_on_hand_computed_examples():
@@ -213,3 +225,96 @@ def test_worker_pool_analysis_matches_inline(tmp_path, monkeypatch):
             b.n_steps,
         )
     assert stores[1].count(text=records[0]["response"]) == stores[0].count(text=records[0]["response"]) > 0
+
+
+def _hostile_record_file(tmp_path, root) -> tuple[Path, int]:
+    """A JSON list with a BOM: good records between the ones that used to abort an import."""
+    good = [released_record(root, f"ok{i}", problem=f"Good question {i}?") for i in range(3)]
+    base = released_record(root, "bad", problem="Bad question?")
+    box = json.dumps(base["normalized_solution_round"])
+    bad = [
+        json.dumps(dict(base, depth_image=5)),  # 1: depth_image
+        json.dumps(dict(base, width=2**63, height=32)),  # 2: width
+        json.dumps(base).replace(box, '{"bbox_3d": [[' + "1" * 400 + ", 0, 1, 1]]}"),  # 3: a huge int in a box
+        json.dumps(base).replace('"Bad question?"', '"Bad \\ud800 question?"'),  # 4: a lone surrogate
+        json.dumps(dict(base, normalized_solution_round={"bbox_3d": ["0011"]})),  # 5: a string box
+        json.dumps(dict(base, split={"name": "train"})),  # 6: split
+        json.dumps(dict(base, split="holdout")),  # 7: split
+        json.dumps(dict(base, id=["x"])),  # 8: id
+    ]
+    records = [json.dumps(good[0]), *bad, json.dumps(good[1]), json.dumps(good[2])]
+    path = tmp_path / "hostile.json"
+    path.write_bytes(b"\xef\xbb\xbf[" + ",\n".join(records).encode() + b"]")
+    return path, len(records)
+
+
+def test_records_that_aborted_imports_are_record_errors_naming_index_and_field(tmp_path):
+    root = tmp_path / "d"
+    path, n = _hostile_record_file(tmp_path, root)
+    with Store.open(tmp_path / "sif.db", data_root=tmp_path) as store:
+        report = import_file(store, path, sif50k_converter(root), progress=False)
+        assert (report.records, report.added) == (n, 3), report.errors
+        expected = [
+            "record 1: depth_image: expected text, got int",
+            "record 2: width: must be a whole number of pixels",
+            "record 3: normalized_solution_round.bbox_3d[0]: expected 4 numbers",
+            "record 4: problem: holds bytes that are not UTF-8 text",
+            "record 5: normalized_solution_round.bbox_3d[0]: expected 4 numbers, got '0011'",
+            "record 6: split: expected text, got dict",
+            "record 7: split: 'holdout' is not one of train, val, validation, dev, test, eval",
+            "record 8: id: expected text or a whole number, got list",
+        ]
+        assert len(report.errors) == len(expected)
+        for line, want in zip(report.errors, expected):
+            assert line.startswith(want), (line, want)
+        assert sorted(s.question for s in map(store.get_sample, range(1, 4))) == [
+            f"Good question {i}?" for i in range(3)
+        ]
+
+
+def test_deep_nesting_truncation_and_bytes_that_are_not_utf8_cost_only_their_records(tmp_path):
+    root = tmp_path / "d"
+    good = [json.dumps(released_record(root, f"ok{i}", problem=f"Question {i}?")) for i in range(3)]
+    lines = [
+        good[0],
+        "[" * 200_000 + "]" * 200_000,  # nesting no parser follows
+        good[1].replace("Question 1?", "Question 1 \udcff?").encode("utf-8", "surrogateescape"),  # a stray byte
+        good[2].replace("Question 2?", "Question 2\u2028(on two lines)?"),  # a line separator inside a string
+        good[0][:-40],  # truncated
+    ]
+    jsonl = tmp_path / "records.jsonl"
+    jsonl.write_bytes(b"\n".join(x if isinstance(x, bytes) else x.encode() for x in lines))
+    with Store.open(tmp_path / "sif.db", data_root=tmp_path) as store:
+        report = import_file(store, jsonl, sif50k_converter(root), progress=False)
+        assert (report.records, report.added) == (5, 2), report.errors
+        assert report.errors[0] == "record 1: json: line 2 cannot be read (nested too deeply)"
+        assert report.errors[1].startswith("record 2: problem: holds bytes that are not UTF-8 text")
+        assert report.errors[2].startswith("record 4: json: line 5 is not JSON (") and "column" in report.errors[2]
+        assert store.get_sample(2).question == "Question 2\u2028(on two lines)?"
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text("[" + ",".join(good)[:-300])
+    with Store.open(tmp_path / "other.db", data_root=tmp_path) as store:
+        report = import_file(store, truncated, sif50k_converter(root), progress=False)
+        assert report.added == 2 and len(report.errors) == 1
+        assert "record 2: json: not JSON (" in report.errors[0] and "line 1 column" in report.errors[0]
+
+
+def test_a_record_that_breaks_its_batch_is_found_and_reported_alone(tmp_path, monkeypatch):
+    """Storing one record can fail in ways no check foresaw: its batch is retried record by record."""
+    root = tmp_path / "d"
+    records = [released_record(root, f"r{i}", problem=f"Question {i}?") for i in range(5)]
+    path = write_json(tmp_path / "x.json", records)
+    real = Store.import_samples
+
+    def fragile(store, batch, *, author):
+        if any(fields["question"] == "Question 3?" for fields, _chain, _analysis in batch):
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return real(store, batch, author=author)
+
+    monkeypatch.setattr(Store, "import_samples", fragile)
+    with Store.open(tmp_path / "sif.db", data_root=tmp_path) as store:
+        report = import_file(store, path, sif50k_converter(root), progress=False)
+        assert report.added == 4
+        assert report.errors == [
+            "record 3: cannot be stored (OverflowError: Python int too large to convert to SQLite INTEGER)"
+        ]

@@ -20,7 +20,7 @@ class Reply:
     status: int = 200
     delay_s: float = 0.0
     headers: dict = field(default_factory=dict)
-    raw: str | None = None  # sent as the body verbatim (malformed replies)
+    raw: str | bytes | None = None  # sent as the body verbatim (malformed replies; bytes need not be UTF-8)
     usage: dict = field(default_factory=lambda: {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15})
     chunk_delay_s: float = 0.0  # pause between streamed chunks (to watch a stream arrive)
 
@@ -56,6 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             request = {}
         request["_headers"] = dict(self.headers)
+        request["_path"] = self.path
         with self.server._lock:
             self.server.requests.append(request)
             n = len(self.server.requests)
@@ -89,7 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
                     else {"error": {"message": reply.text or "error"}}
                 )
             )
-            data = body.encode()
+            data = body if isinstance(body, bytes) else body.encode()
             self.send_response(reply.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

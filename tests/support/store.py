@@ -1,11 +1,15 @@
-"""Fixtures for the store tests: small SIF-50K folders written on the spot."""
+"""Helpers for the store tests: small SIF-50K folders written on the spot, read-only files."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from sif.chain import Chain, Region, Step, render_chain
@@ -88,3 +92,29 @@ def depth_record(
         "images": [image, depth_image],
         **extra,
     }
+
+
+@contextmanager
+def read_only(*paths: Path):
+    """Make files or folders read-only for this process for the block. As root, whom file modes
+    do not stop, that takes the immutable attribute (`chattr +i`); where that is impossible
+    (another file system, no capability) the test is skipped, saying why."""
+    as_root = os.geteuid() == 0
+    done: list[tuple[Path, int]] = []
+    try:
+        for p in paths:
+            mode = p.stat().st_mode
+            if as_root:
+                result = subprocess.run(["chattr", "+i", str(p)], capture_output=True, text=True)
+                if result.returncode:
+                    pytest.skip(f"cannot make {p} read-only for root: chattr +i failed ({result.stderr.strip()})")
+            else:
+                os.chmod(p, mode & ~0o222)
+            done.append((p, mode))
+        yield
+    finally:
+        for p, mode in reversed(done):
+            if as_root:
+                subprocess.run(["chattr", "-i", str(p)], check=True)
+            else:
+                os.chmod(p, mode)
