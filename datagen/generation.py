@@ -282,7 +282,7 @@ def judge_reply(text: str, plan, sample, tolerance: float, depth_file) -> Outcom
     except Exception as exc:  # hostile text met a bug: the reply is stored with the reason
         problems = [f"the reply could not be checked ({type(exc).__name__}: {exc})"]
     else:
-        if check.ok:
+        if check.chain is not None:
             return Outcome(
                 "generated",
                 check.chain,
@@ -319,6 +319,7 @@ class _Run:
             sample = self.store.get_sample(sample_id)
             if self._workers is not None and depth_source(sample) is not None:  # all of it in a worker process
                 image_path, depth = sample_files(self.store, sample)
+                assert depth is not None  # sample_files refuses a sample whose own depth map is missing
                 prepared = Prepared(
                     await self._workers.run(
                         sample.id, partial(plan_request, image_path, depth, sample, self.cfg, needs_images=True)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 import time
+from typing import TYPE_CHECKING
 
 from training.config import LoraSettings
+
+if TYPE_CHECKING:
+    from db.store import Store
 
 # Linear layers of the language model (Qwen2/2.5-VL, LLaVA-style and most HF VLM layouts).
 LANGUAGE_LINEAR = r".*(language_model|text_model).*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
@@ -82,16 +86,17 @@ class RunRecord:
     """The run's row in the store (when a DB is configured): created, updated, finished."""
 
     def __init__(self, db: str | None, kind_name: str, config: dict, name: str | None):
-        self.store = self.run_id = None
+        self.store: Store | None = None
+        self.run_id: str | None = None
         if db:
             from db.store import Store
 
-            self.store = Store.open(db)
-            self.run_id = self.store.create_run("training", {"stage": kind_name, **config}, name=name)
-            self.store.update_run(self.run_id, status="running")
+            self.store = store = Store.open(db)
+            self.run_id = run_id = store.create_run("training", {"stage": kind_name, **config}, name=name)
+            store.update_run(run_id, status="running")
 
     def update(self, **metrics) -> None:
-        if self.store is not None:
+        if self.store is not None and self.run_id is not None:
             self.store.update_run(self.run_id, metrics=metrics)
 
     def log_recorder(self, every_s: float = LOG_EVERY_S):
@@ -121,6 +126,6 @@ class RunRecord:
         return RunLogRecorder()
 
     def finish(self, status: str, **metrics) -> None:
-        if self.store is not None:
+        if self.store is not None and self.run_id is not None:
             self.store.update_run(self.run_id, status=status, metrics=metrics)
             self.store.close()
