@@ -19,7 +19,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -55,6 +55,13 @@ class ChatConfig:
         if model:
             config.model = model
         return config
+
+    @classmethod
+    def of(cls, settings: Any) -> ChatConfig:
+        """`resolve` for a command's settings that name the client's fields as this class does
+        (`base_url`, `model`, `timeout_s`, …); a field they lack keeps its default."""
+        given = {f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)}
+        return cls.resolve(given.pop("base_url", None), given.pop("model", None), **given)
 
     @property
     def api_key(self) -> str | None:

@@ -102,16 +102,7 @@ class GenerateConfig:
             raise ConfigError(f"limit must be 0 or more, got {self.limit}")
 
     def chat_config(self) -> ChatConfig:
-        return ChatConfig.resolve(
-            self.base_url,
-            self.model,
-            api_key_env=self.api_key_env,
-            timeout_s=self.timeout_s,
-            max_retries=self.max_retries,
-            backoff_s=self.backoff_s,
-            concurrency=self.concurrency,
-            rate_limit_per_s=self.rate_limit_per_s,
-        )
+        return ChatConfig.of(self)
 
     def record(self) -> dict:
         """The run's config as stored: the resolved endpoint (credentials in it redacted) and

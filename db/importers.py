@@ -255,24 +255,24 @@ def require(record: dict, key: str, kind: type | tuple = str):
     return value
 
 
-def optional_text(record: dict, key: str) -> str | None:
-    """A text field that may be absent, null or empty (None then); anything but text is an error."""
+def _optional(record: dict, key: str, kinds: tuple[type, ...], what: str):
+    """A field that may be absent, null or empty (None then); a value of another kind is an error."""
     value = record.get(key)
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
-        raise RecordError(f"expected text, got {type(value).__name__}", field=key)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise RecordError(f"expected {what}, got {type(value).__name__}", field=key)
     return value
+
+
+def optional_text(record: dict, key: str) -> str | None:
+    return _optional(record, key, (str,), "text")
 
 
 def record_id(record: dict, key: str) -> str | None:
     """A record's own id (text or a whole number), or None when it has none."""
-    value = record.get(key)
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise RecordError(f"expected text or a whole number, got {type(value).__name__}", field=key)
-    return str(value)
+    value = _optional(record, key, (str, int), "text or a whole number")
+    return None if value is None else str(value)
 
 
 def split_of(record: dict) -> str:

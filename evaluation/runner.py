@@ -282,7 +282,7 @@ def run_eval(
 
     records, sample_ids = register_samples(store, config.benchmark, records, loaded.problems)
     done = set(store.run_predictions(run_id))
-    missing = [{"id": r.id, "image": r.image} for r in records if r.image_missing]
+    missing = missing_images(records)
     needs_image = getattr(backend, "needs_image", True)
     pending = [(r, sid) for r, sid in zip(records, sample_ids) if sid not in done]
     skipped = [r for r, _ in pending if r.image_missing and needs_image]
@@ -301,7 +301,6 @@ def run_eval(
         config,
         records,
         per_record,
-        store.run_predictions(run_id),
         missing=missing,
         failures=failures,
         problems=loaded.problems,
@@ -383,13 +382,17 @@ def score_records(store, run_id: str, records, sample_ids, scorer, reasons: dict
     return out
 
 
+def missing_images(records: list[EvalRecord]) -> list[dict]:
+    """The records whose picture is not on disk, as the report lists them."""
+    return [{"id": r.id, "image": r.image} for r in records if r.image_missing]
+
+
 def finish_run(
     store,
     run_id: str,
     config: EvalConfig,
     records: list[EvalRecord],
     per_record: list[dict],
-    texts: dict[int, str],
     *,
     missing: list[dict],
     failures: list[dict],
@@ -399,7 +402,7 @@ def finish_run(
     judge_failures: dict | None = None,
 ) -> RunResult:
     """Aggregate per-record scores by the benchmark's protocol, store them with the run, set its
-    status (`failed` past `max_failure_rate`), and write its report."""
+    status (`failed` past `max_failure_rate`), and write its report with the run's predictions."""
     kind = BENCHMARKS[config.benchmark].kind
     metrics = benchmark_metrics(config.benchmark, kind, records, per_record) if records else {}
     if judge_failures:
@@ -432,6 +435,7 @@ def finish_run(
     )
     if report_dir is not None:
         by_sid = {e["sample_id"]: e["id"] for e in per_record}
+        texts = store.run_predictions(run_id)
         predictions = {by_sid[sid]: text for sid, text in texts.items() if sid in by_sid}
         result.report_paths = write_report(
             Path(report_dir),

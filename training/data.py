@@ -13,6 +13,7 @@ Bad records are skipped with a message naming the line and field; counts come ba
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from sif.records import read_records
 SFT_FILE = "sif_sft.jsonl"
 SUFFIXES = {"sif": SIF_SUFFIX, "rl": RL_SUFFIX}
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,6 +46,12 @@ class DataReport:
     def summary(self) -> str:
         skipped = ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())) or "none"
         return f"{self.kept} samples kept; skipped: {skipped}"
+
+    def log(self, what: str, data) -> None:
+        """The summary, then the first problems, in the training log."""
+        log.info("%s data %s: %s", what, data, self.summary())
+        for problem in self.problems:
+            log.warning("skipped %s", problem)
 
 
 def read_jsonl(path: Path, report: DataReport) -> list[tuple[str, dict]]:

@@ -89,15 +89,7 @@ class VLMJudge:
     def __init__(self, settings: JudgeSettings):
         from common.openai_client import ChatConfig
 
-        self.config = ChatConfig.resolve(
-            settings.base_url,
-            settings.model,
-            api_key_env=settings.api_key_env,
-            timeout_s=settings.timeout_s,
-            max_retries=settings.max_retries,
-            backoff_s=settings.backoff_s,
-            concurrency=settings.concurrency,
-        )
+        self.config = ChatConfig.of(settings)
         self.send_image = settings.send_image
         self.failures: Counter = Counter()
         self.requests = 0
