@@ -42,7 +42,10 @@ def synth(
     """Draw synthetic 3-D scenes with exact depth, spatial questions and SIF chains (SIF-50K format)."""
     from sif.synthetic import QUESTION_KINDS, make_dataset
 
-    knobs = dict(
+    path = make_dataset(
+        out,
+        n,
+        seed,
         min_objects=min_objects,
         max_objects=max_objects,
         sizes=_parse_sizes(sizes),
@@ -50,7 +53,6 @@ def synth(
         distractor_prob=distractor_prob,
         split_ratio=split_ratio,
     )
-    path = make_dataset(out, n, seed, **knobs)
     typer.echo(f"wrote {n} samples to {path}")
 
 

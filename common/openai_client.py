@@ -19,8 +19,9 @@ import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -45,11 +46,22 @@ class ChatConfig:
     rate_limit_per_s: float | None = None
 
     @classmethod
-    def resolve(cls, base_url: str | None = None, model: str | None = None, **settings) -> ChatConfig:
+    def resolve(cls, base_url: str | None = None, model: str | None = None, **settings: Any) -> ChatConfig:
         """The one place client settings are resolved: `base_url` and `model` when given, else
         $SIF_OPENAI_BASE_URL / $SIF_OPENAI_MODEL (then the defaults above)."""
-        given = {k: v for k, v in (("base_url", base_url), ("model", model)) if v}
-        return cls(**settings, **given)
+        config = cls(**settings)
+        if base_url:
+            config.base_url = base_url
+        if model:
+            config.model = model
+        return config
+
+    @classmethod
+    def of(cls, settings: Any) -> ChatConfig:
+        """`resolve` for a command's settings that name the client's fields as this class does
+        (`base_url`, `model`, `timeout_s`, …); a field they lack keeps its default."""
+        given = {f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)}
+        return cls.resolve(given.pop("base_url", None), given.pop("model", None), **given)
 
     @property
     def api_key(self) -> str | None:
@@ -124,8 +136,8 @@ class ChatClient:
         self._slots: asyncio.Semaphore | None = None
         self._rate_lock = asyncio.Lock()
         self._next_start = 0.0
-        self.usage = Counter()  # prompt_tokens, completion_tokens, total_tokens
-        self.events = Counter()  # requests, retries, and failures by kind
+        self.usage: Counter[str] = Counter()  # prompt_tokens, completion_tokens, total_tokens
+        self.events: Counter[str] = Counter()  # requests, retries, and failures by kind
 
     async def __aenter__(self) -> ChatClient:
         headers = {"Content-Type": "application/json"}
@@ -172,7 +184,11 @@ class ChatClient:
         base = min(self.config.backoff_s * (2**attempt), self.config.max_backoff_s)
         return base * (0.5 + random.random() / 2)  # jitter spreads retries of concurrent requests
 
-    async def _post(self, payload: dict) -> tuple[dict, int]:
+    def _opened(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
+        assert self._session is not None and self._slots is not None, "use `async with ChatClient(...)`"
+        return self._session, self._slots
+
+    async def _post(self, session: aiohttp.ClientSession, payload: dict) -> tuple[dict, int]:
         attempt = 0
         while True:
             attempt += 1
@@ -180,7 +196,7 @@ class ChatClient:
             retry_after = None
             try:
                 await self._pace()
-                async with self._session.post(self._url, json=payload) as resp:
+                async with session.post(self._url, json=payload) as resp:
                     data = await resp.read()
                     status, retry_after = resp.status, resp.headers.get("retry-after")
                 text = data.decode("utf-8", errors="replace")  # bytes that are not UTF-8 read as U+FFFD
@@ -209,11 +225,11 @@ class ChatClient:
 
     async def complete(self, messages: list[dict], **params) -> ChatResult:
         """One chat completion, retried as configured; raises ChatError when it fails for good."""
-        assert self._session is not None, "use `async with ChatClient(...)`"
+        session, slots = self._opened()
         payload = {"model": self.config.model, "messages": messages, **params}
-        async with self._slots:
+        async with slots:
             start = time.monotonic()
-            body, attempts = await self._post(payload)
+            body, attempts = await self._post(session, payload)
         usage = _usage(body.get("usage"))
         self.usage.update(usage)
         text = body["choices"][0]["message"].get("content") or ""
@@ -226,11 +242,11 @@ class ChatClient:
     async def stream(self, messages: list[dict], **params) -> AsyncIterator[str]:
         """Text deltas of a streamed completion (server-sent events); no retries once streaming.
         The timeout applies to each wait for more of the stream, not to the whole of it."""
-        assert self._session is not None, "use `async with ChatClient(...)`"
+        session, slots = self._opened()
         payload = {"model": self.config.model, "messages": messages, "stream": True, **params}
         timeout = aiohttp.ClientTimeout(total=None, connect=self.config.timeout_s, sock_read=self.config.timeout_s)
         try:
-            async with self._slots, self._session.post(self._url, json=payload, timeout=timeout) as resp:
+            async with slots, session.post(self._url, json=payload, timeout=timeout) as resp:
                 if resp.status != 200:
                     raise ChatError("http", (await resp.read()).decode(errors="replace")[:200], status=resp.status)
                 async for raw in resp.content:

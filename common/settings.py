@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import yaml
 
 from sif.errors import ConfigError
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 # Depth Anything V2 checkpoints by name. The paper estimated SIF-50K's depth with Large, the
 # default for samples and images without a depth map of their own; `small` is the light option.
@@ -63,10 +66,11 @@ def build(cls: type[T], data: dict, where: str = "") -> T:
         )
     kwargs = {}
     for name, value in data.items():
-        default = fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING else None
-        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+        factory = fields[name].default_factory
+        default = factory() if callable(factory) else None
+        if dataclasses.is_dataclass(default) and not isinstance(default, type) and isinstance(value, dict):
             value = build(type(default), value, f"{where or cls.__name__}.{name}")
-        elif name == "weights" and isinstance(value, dict):
+        elif name == "weights" and isinstance(value, dict) and isinstance(default, dict):
             value = {**default, **value}
         kwargs[name] = value
     try:

@@ -13,6 +13,7 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -21,14 +22,17 @@ from common.settings import DEFAULT_DEPTH_MODEL, depth_model_id
 from sif.depth import encode_spectral_r, from_disparity, save_gray16
 from sif.errors import ConfigError
 
+if TYPE_CHECKING:
+    from transformers import BaseImageProcessor, PreTrainedModel
+
 TINY = "tiny"
 TINY_SIZE = 56  # the tiny model's input side (a multiple of its patch size, 14)
 
 
 @dataclass
 class LoadedDepthModel:
-    model: object
-    processor: object
+    model: PreTrainedModel
+    processor: BaseImageProcessor
     device: str
 
 
@@ -72,7 +76,7 @@ def build_tiny_depth_model():
         size={"height": TINY_SIZE, "width": TINY_SIZE},
         keep_aspect_ratio=True,
         ensure_multiple_of=14,
-        resample=Image.BICUBIC,
+        resample=Image.Resampling.BICUBIC,
         image_mean=[0.485, 0.456, 0.406],
         image_std=[0.229, 0.224, 0.225],
     )

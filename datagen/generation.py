@@ -102,16 +102,7 @@ class GenerateConfig:
             raise ConfigError(f"limit must be 0 or more, got {self.limit}")
 
     def chat_config(self) -> ChatConfig:
-        return ChatConfig.resolve(
-            self.base_url,
-            self.model,
-            api_key_env=self.api_key_env,
-            timeout_s=self.timeout_s,
-            max_retries=self.max_retries,
-            backoff_s=self.backoff_s,
-            concurrency=self.concurrency,
-            rate_limit_per_s=self.rate_limit_per_s,
-        )
+        return ChatConfig.of(self)
 
     def record(self) -> dict:
         """The run's config as stored: the resolved endpoint (credentials in it redacted) and
@@ -282,7 +273,7 @@ def judge_reply(text: str, plan, sample, tolerance: float, depth_file) -> Outcom
     except Exception as exc:  # hostile text met a bug: the reply is stored with the reason
         problems = [f"the reply could not be checked ({type(exc).__name__}: {exc})"]
     else:
-        if check.ok:
+        if check.chain is not None:
             return Outcome(
                 "generated",
                 check.chain,
@@ -319,6 +310,7 @@ class _Run:
             sample = self.store.get_sample(sample_id)
             if self._workers is not None and depth_source(sample) is not None:  # all of it in a worker process
                 image_path, depth = sample_files(self.store, sample)
+                assert depth is not None  # sample_files refuses a sample whose own depth map is missing
                 prepared = Prepared(
                     await self._workers.run(
                         sample.id, partial(plan_request, image_path, depth, sample, self.cfg, needs_images=True)

@@ -46,7 +46,9 @@ def step_images(image: Image.Image, plan: FocusPlan, *, max_side: int | None = 7
     img = image if image.mode == "RGB" else image.convert("RGB")  # each step draws on its own copy
     if max_side and max(img.size) > max_side:
         scale = max_side / max(img.size)
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BILINEAR)
+        img = img.resize(
+            (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BILINEAR
+        )
     return [draw_steps(img, plan.steps, only=i) for i in range(len(plan.steps))]
 
 

@@ -188,7 +188,7 @@ def check_reply(
     if max_drift > 0.0005:
         repairs.append(f"snapped boxes to the plan (largest drift {max_drift:.3f})")
     got_depths = sorted(-1.0 if r.depth is None else r.depth for s in steps for r in s.regions)
-    planned_depths = sorted(r.depth for s in plan.steps for r in s)
+    planned_depths = sorted(-1.0 if r.depth is None else r.depth for s in plan.steps for r in s)
     if not np.allclose(got_depths, planned_depths, atol=5e-4):
         repairs.append("refilled depths from the depth map")
     if chain.answer != given:

@@ -51,5 +51,7 @@ class OpenAITeacher:
         self.params = {k: v for k, v in params.items() if v is not None}
 
     async def write(self, job: TeacherJob) -> TeacherReply:
+        if job.messages is None:
+            raise ValueError("the VLM teacher needs the request's messages: prepare its jobs with needs_images=True")
         result = await self.client.complete(job.messages, **self.params)
         return TeacherReply(result.text, result.usage, result.attempts)

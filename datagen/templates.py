@@ -20,8 +20,8 @@ def depth_word(depth: float) -> str:
 
 
 def _where(regions: list[Region]) -> str:
-    nearest = min(regions, key=lambda r: r.depth)
-    place = f"{depth_word(nearest.depth)} (depth {nearest.depth:.2f})"
+    nearest = min(r.depth for r in regions if r.depth is not None)  # a plan gives every region its depth
+    place = f"{depth_word(nearest)} (depth {nearest:.2f})"
     return place if len(regions) == 1 else f"in {len(regions)} places, the nearest {place}"
 
 

@@ -74,7 +74,7 @@ class _ExportFiles:
     renamed over their targets, in the order written (the manifest last), once every one is
     complete and on disk. Leaving the block by an exception removes the temporary files."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._written: list[tuple[Path, Path]] = []
 
     def __enter__(self) -> _ExportFiles:
@@ -340,7 +340,7 @@ def export_rl(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     pool: dict[str, list[tuple[Sample, _Files]]] = {}
-    skipped = Counter()
+    skipped: Counter[str] = Counter()
     for sample, _text, _valid in _select(store, statuses, split):
         found = "no ground-truth boxes" if not sample.gt_boxes else _files(store, sample)
         if isinstance(found, str):

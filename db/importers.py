@@ -18,7 +18,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -117,7 +117,7 @@ def import_records(
         items.append((index, item))
     report.notes += settle_depth_encodings(store, [(item.sample, item.chain) for _, item in items])
     with _analyser(store, [item for _, item in items], workers) as analyses:
-        rows = zip(items, analyses)
+        rows: Iterable[tuple[tuple[int, Incoming], ChainAnalysis | None]] = zip(items, analyses)
         if progress:
             from rich.progress import track
 
@@ -134,7 +134,7 @@ def import_records(
 
 
 @contextmanager
-def _analyser(store: Store, items: list[Incoming], workers: int | None):
+def _analyser(store: Store, items: list[Incoming], workers: int | None) -> Iterator[Iterable[ChainAnalysis | None]]:
     """An iterator of analyses in item order: from a pool of forked processes, or None each
     (analysed inline). Forking is only safe with no other thread alive (a lock held elsewhere
     would stay locked in the child), and spawning would re-run the caller's main module, so a
@@ -255,24 +255,24 @@ def require(record: dict, key: str, kind: type | tuple = str):
     return value
 
 
-def optional_text(record: dict, key: str) -> str | None:
-    """A text field that may be absent, null or empty (None then); anything but text is an error."""
+def _optional(record: dict, key: str, kinds: tuple[type, ...], what: str):
+    """A field that may be absent, null or empty (None then); a value of another kind is an error."""
     value = record.get(key)
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
-        raise RecordError(f"expected text, got {type(value).__name__}", field=key)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise RecordError(f"expected {what}, got {type(value).__name__}", field=key)
     return value
+
+
+def optional_text(record: dict, key: str) -> str | None:
+    return _optional(record, key, (str,), "text")
 
 
 def record_id(record: dict, key: str) -> str | None:
     """A record's own id (text or a whole number), or None when it has none."""
-    value = record.get(key)
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise RecordError(f"expected text or a whole number, got {type(value).__name__}", field=key)
-    return str(value)
+    value = _optional(record, key, (str, int), "text or a whole number")
+    return None if value is None else str(value)
 
 
 def split_of(record: dict) -> str:
@@ -582,7 +582,11 @@ def _in_root(store: Store, folder: str | os.PathLike) -> Path:
     return Path(lexical)
 
 
-CONVERTERS = {"sif50k": sif50k_converter, "viscot": viscot_converter, "tallyqa": tallyqa_converter}
+CONVERTERS: dict[str, Callable[[Path], Callable[[dict], Incoming]]] = {
+    "sif50k": sif50k_converter,
+    "viscot": viscot_converter,
+    "tallyqa": tallyqa_converter,
+}
 
 
 def import_dataset(

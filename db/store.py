@@ -557,10 +557,10 @@ class Store:
         for name, value in (("dataset", dataset), ("question", question), ("answer", answer)):
             if not isinstance(value, str) or not value.strip():
                 raise StoreError(f"{name}: must be a non-empty string")
-        for name, value in (("width", width), ("height", height)):
-            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_SIDE:
+        for name, pixels in (("width", width), ("height", height)):
+            if not isinstance(pixels, int) or isinstance(pixels, bool) or not 0 < pixels <= MAX_SIDE:
                 raise StoreError(
-                    f"{name}: must be a whole number of pixels from 1 to {MAX_SIDE}, got {brief(repr(value))}"
+                    f"{name}: must be a whole number of pixels from 1 to {MAX_SIDE}, got {brief(repr(pixels))}"
                 )
         if split not in SPLITS:
             raise StoreError(f"split: {brief(repr(split))} is not one of {', '.join(SPLITS)}")
@@ -647,7 +647,7 @@ class Store:
                 sample.created_at = created_at
                 next_id += 1
                 samples.append(_sample_row(sample, digest))
-                if chain is not None:
+                if chain is not None and analysis is not None:  # a chain is always analysed above
                     revisions.append(
                         _revision_row(
                             sample.id,
@@ -674,7 +674,7 @@ class Store:
         return results
 
     def _ids_by_hash(self, digests: list[str]) -> dict[str, int]:
-        out = {}
+        out: dict[str, int] = {}
         for start in range(0, len(digests), 500):
             part = digests[start : start + 500]
             out.update(
@@ -787,6 +787,11 @@ class Store:
             ).fetchone()[0]
             if expected_rev is not None and (self._current_rev(sample_id) or 0) != expected_rev:
                 theirs = self.current_chain(sample_id)
+                if theirs is None:  # an edit of a revision the sample never had
+                    raise StoreError(
+                        f"chain of sample {sample_id}: you edited revision {expected_rev}, but the sample has no "
+                        "current chain; nothing was saved"
+                    )
                 raise ConflictError(
                     f"chain of sample {sample_id} was changed by someone else: you edited revision {expected_rev}, "
                     f"the current one is {theirs.rev} ({theirs.origin} by {theirs.author} at {theirs.created_at}); "
@@ -826,8 +831,9 @@ class Store:
                 created_at=created_at,
             ),
         )
+        assert cur.lastrowid is not None  # set by every INSERT
         return ChainRevision(
-            int(cur.lastrowid),
+            cur.lastrowid,
             sample.id,
             rev,
             parent,

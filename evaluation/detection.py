@@ -71,7 +71,8 @@ def ovdeval_nms(gts: list[GroundTruth], dets: list[Detection], iou_threshold: fl
         boxes = np.array([dets[i].bbox for i in idx])
         scores = np.array([dets[i].score for i in idx])
         ious = xywh_iou(np.array([g.bbox for g in image_gts]), boxes)
-        keep, drop = set(), set()
+        keep: set[int] = set()
+        drop: set[int] = set()
         for row in ious:
             hits = np.flatnonzero(row > iou_threshold)
             if hits.size:
@@ -133,7 +134,9 @@ def coco_ap(gts: list[GroundTruth], dets: list[Detection]) -> dict[str, float]:
     images = sorted({i for _, i in gt_by} | {i for _, i in dt_by})
     per_category = []  # (thresholds, 101) precision for each label with ground truth
     for cat in categories:
-        scores, matches, n_gt = [], [], 0
+        scores: list[float] = []
+        matches: list[np.ndarray] = []
+        n_gt = 0
         for img in images:
             gt_boxes = np.array(gt_by.get((cat, img), []), dtype=np.float64).reshape(-1, 4)
             dt = sorted(dt_by.get((cat, img), []), key=lambda d: -d.score)[:MAX_DETS]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -140,25 +142,33 @@ def make_backend(config: EvalConfig):
     return load_backend(config.backend, config.model, adapter=config.adapter, base_url=config.base_url, **opts)
 
 
-def make_scorer(config: EvalConfig):
-    """The open-VQA scorer: the OpenAI-compatible judge, or the offline rule-based one.
+class JudgedScorer:
+    """Scores with the OpenAI-compatible judge. A failed judgment (timeout, HTTP error,
+    unparseable reply) is counted in `failures` and the answer is scored by the rules instead,
+    never silently as 0."""
 
-    A failed judgment (timeout, HTTP error, unparseable reply) is counted in `.failures` and the
-    answer is scored by the rules instead, never silently as 0.
-    """
+    def __init__(self, judge):
+        self.judge = judge
+
+    @property
+    def failures(self) -> Counter:
+        return self.judge.failures
+
+    def __call__(self, question: str, answer: str, prediction: str) -> float:
+        from training.judge import JudgeItem
+
+        score = self.judge.score_many([JudgeItem(question, answer, prediction)])[0]
+        return rule_based_score(question, answer, prediction) if score is None else score
+
+
+def make_scorer(config: EvalConfig) -> Callable[[str, str, str], float]:
+    """The open-VQA scorer: the OpenAI-compatible judge (a `JudgedScorer`), or the offline rule-based one."""
     if config.judge == "rule":
         return rule_based_score
     from training.config import JudgeSettings
-    from training.judge import JudgeItem, make_judge
+    from training.judge import make_judge
 
-    judge = make_judge(JudgeSettings(kind="openai", send_image=False))
-
-    def judged(question: str, answer: str, prediction: str) -> float:
-        score = judge.score_many([JudgeItem(question, answer, prediction)])[0]
-        return rule_based_score(question, answer, prediction) if score is None else score
-
-    judged.failures = judge.failures
-    return judged
+    return JudgedScorer(make_judge(JudgeSettings(kind="openai", send_image=False)))
 
 
 def check_depth_inputs(records: list[EvalRecord], backend) -> None:
@@ -272,7 +282,7 @@ def run_eval(
 
     records, sample_ids = register_samples(store, config.benchmark, records, loaded.problems)
     done = set(store.run_predictions(run_id))
-    missing = [{"id": r.id, "image": r.image} for r in records if r.image_missing]
+    missing = missing_images(records)
     needs_image = getattr(backend, "needs_image", True)
     pending = [(r, sid) for r, sid in zip(records, sample_ids) if sid not in done]
     skipped = [r for r, _ in pending if r.image_missing and needs_image]
@@ -291,7 +301,6 @@ def run_eval(
         config,
         records,
         per_record,
-        store.run_predictions(run_id),
         missing=missing,
         failures=failures,
         problems=loaded.problems,
@@ -373,13 +382,17 @@ def score_records(store, run_id: str, records, sample_ids, scorer, reasons: dict
     return out
 
 
+def missing_images(records: list[EvalRecord]) -> list[dict]:
+    """The records whose picture is not on disk, as the report lists them."""
+    return [{"id": r.id, "image": r.image} for r in records if r.image_missing]
+
+
 def finish_run(
     store,
     run_id: str,
     config: EvalConfig,
     records: list[EvalRecord],
     per_record: list[dict],
-    texts: dict[int, str],
     *,
     missing: list[dict],
     failures: list[dict],
@@ -389,7 +402,7 @@ def finish_run(
     judge_failures: dict | None = None,
 ) -> RunResult:
     """Aggregate per-record scores by the benchmark's protocol, store them with the run, set its
-    status (`failed` past `max_failure_rate`), and write its report."""
+    status (`failed` past `max_failure_rate`), and write its report with the run's predictions."""
     kind = BENCHMARKS[config.benchmark].kind
     metrics = benchmark_metrics(config.benchmark, kind, records, per_record) if records else {}
     if judge_failures:
@@ -422,6 +435,7 @@ def finish_run(
     )
     if report_dir is not None:
         by_sid = {e["sample_id"]: e["id"] for e in per_record}
+        texts = store.run_predictions(run_id)
         predictions = {by_sid[sid]: text for sid, text in texts.items() if sid in by_sid}
         result.report_paths = write_report(
             Path(report_dir),
@@ -451,7 +465,7 @@ def _stored_answer(r: EvalRecord) -> str:
 
 
 def _fill_size(record: EvalRecord) -> None:
-    if (record.width and record.height) or record.image_missing:
+    if (record.width and record.height) or record.image is None or record.image_missing:
         return
     from PIL import Image
 
@@ -465,8 +479,9 @@ def register_samples(
     """Each record as a store sample (idempotent), so predictions can attach to it, in bulk
     transactions of SAMPLE_CHUNK samples: the records stored and their sample ids. A record the
     store refuses (a size no picture has, say) is added to `problems` and left out; the run goes on."""
-    for r in records[:1]:
-        folder = Path(r.image).parent.resolve()
+    first = records[0].image if records else None
+    if first is not None:
+        folder = Path(first).parent.resolve()
         if not folder.is_relative_to(store.data_root):
             raise ConfigError(
                 f"benchmark images in {folder} are outside the store's data root {store.data_root}; "

@@ -21,7 +21,7 @@ import zlib
 
 from evaluation.choices import LETTERS
 from evaluation.records import EvalRecord
-from sif.chain import Chain, Region, Step, render_chain
+from sif.chain import Chain, Region, Step, as_bbox, render_chain
 from sif.errors import ConfigError
 
 WHOLE = Region((0.0, 0.0, 1.0, 1.0), 0.5)
@@ -59,13 +59,13 @@ class ScriptedBackend:
     def predict_record(self, record: EvalRecord) -> str:
         if record.kind == "rec":
             box = shrink(record.gt_boxes[0], self.area_fraction(record))
-            return _chain([Region(tuple(box), 0.5)], "the described region")
+            return _chain([Region(as_bbox(box), 0.5)], "the described region")
         if record.kind == "ovd":
             answer = json.dumps([{"bbox_2d": [round(v, 3) for v in b], "label": lab} for lab, b in record.objects])
-            return _chain([Region(tuple(b), 0.5) for _, b in record.objects], answer)
+            return _chain([Region(as_bbox(b), 0.5) for _, b in record.objects], answer)
         if record.kind == "synth" and record.meta.get("chain") and not self._wrong(record):
             return record.meta["chain"]
-        return _chain([Region(tuple(b), 0.5) for b in record.gt_boxes], self._answer(record))
+        return _chain([Region(as_bbox(b), 0.5) for b in record.gt_boxes], self._answer(record))
 
     def _wrong(self, record: EvalRecord) -> bool:
         return record_unit(record.id, self.seed) < self.wrong_rate

@@ -135,7 +135,7 @@ class SifImages:
             self._array, _ = decode_image(self.depth, "spectral_r")
         arr = self._array
         if arr.shape != (self.image.height, self.image.width):
-            arr = np.asarray(Image.fromarray(arr).resize(self.image.size, Image.NEAREST))
+            arr = np.asarray(Image.fromarray(arr).resize(self.image.size, Image.Resampling.NEAREST))
         return DepthMap(arr)
 
 
@@ -265,6 +265,9 @@ class _Base:
         return self._generate_batch([(images, question, suffix)], sampling)[0]
 
     def _generate_batch(self, batch: list[tuple[SifImages, str, str]], sampling: Sampling) -> list[str]:
+        raise NotImplementedError
+
+    def _stream(self, images: SifImages, question: str, suffix: str, sampling: Sampling) -> Iterator[str]:
         raise NotImplementedError
 
     def generate_many(self, requests: Iterable[GenerateRequest], **sampling) -> Iterator[Answer]:
@@ -437,7 +440,7 @@ class HFBackend(_Base):
             def __call__(self, input_ids, scores, **kwargs):
                 return torch.full((input_ids.shape[0],), self.stop.is_set(), dtype=torch.bool, device=input_ids.device)
 
-        def produce(emit, stop):
+        def produce(emit: Callable, stop: threading.Event) -> None:
             streamer = TextIteratorStreamer(self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
             worker_error: list[BaseException] = []
 
@@ -609,8 +612,8 @@ class OpenAIBackend(_Base):
 
         params = Sampling(**sampling).openai()
 
-        def produce(emit, stop):
-            async def run():
+        def produce(emit: Callable, stop: threading.Event) -> None:
+            async def run() -> None:
                 loop = asyncio.get_running_loop()
                 with ThreadPoolExecutor(self.prep_threads, thread_name_prefix="sif-prepare") as pool:
                     async with ChatClient(self.config) as client:
@@ -643,8 +646,8 @@ class OpenAIBackend(_Base):
 
         messages = self._messages(images, question, suffix)
 
-        def produce(emit, stop):
-            async def run():
+        def produce(emit: Callable, stop: threading.Event) -> None:
+            async def run() -> None:
                 async with ChatClient(self.config) as client:
                     pieces: AsyncIterator[str] = client.stream(messages, **sampling.openai())
                     async for piece in pieces:

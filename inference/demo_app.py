@@ -218,7 +218,7 @@ def build_demo(config: DemoConfig = DemoConfig(), *, backend=None):
                 None,
                 None,
                 "",
-                "<div class='sif-status running'>Loading the model (the tiny demo model is built on first use)…</div>",
+                "<div class='sif-status running'>Loading the model…</div>",
                 skip,
             )
         model = lazy.get()

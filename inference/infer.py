@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image
+
 from common.settings import DEFAULT_DEPTH_MODEL
 from inference.backends import Backend, SifImages, prepare_images
 from sif.chain import ParseResult, Problem, parse_chain, validate_chain
@@ -85,8 +87,8 @@ def run_inference(
 ) -> InferenceResult:
     """Prepare the two images (estimating depth when none is given: `depth_model`, else the
     backend's), generate, parse."""
-    depth_model = depth_model or getattr(backend, "depth_model", DEFAULT_DEPTH_MODEL)
-    images = prepare_images(image, depth, depth_model=depth_model)
+    model: str = depth_model or getattr(backend, "depth_model", None) or DEFAULT_DEPTH_MODEL
+    images = prepare_images(image, depth, depth_model=model)
     start = time.monotonic()
     text = backend.generate(images.image, images.depth, question, suffix=suffix, **sampling)
     return InferenceResult(question, text, images, time.monotonic() - start)
@@ -99,7 +101,7 @@ def write_outputs(result: InferenceResult, out_dir: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     rgb, depth = result.images.image, result.images.depth.resize(result.images.image.size)
     steps = result.parsed.chain.steps
-    written: dict[Path, object] = {}
+    written: dict[Path, Image.Image] = {}
     for i in range(len(steps)):
         written[out / f"step_{i + 1:02d}.png"] = draw_steps(rgb, steps, only=i)
         written[out / f"step_{i + 1:02d}_depth.png"] = draw_steps(depth, steps, only=i)

@@ -14,17 +14,26 @@ import json
 import math
 import re
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TypeGuard
 
 WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
+BBox = tuple[float, float, float, float]
+
+
+def as_bbox(values: Iterable[float]) -> BBox:
+    """The four coordinates of a box as a `Region`'s bbox (a ValueError when there are not four)."""
+    x1, y1, x2, y2 = values
+    return x1, y1, x2, y2
 
 
 @dataclass(frozen=True)
 class Region:
     """A normalized box `[x1, y1, x2, y2]` and the mean normalized depth under it (0 = near)."""
 
-    bbox: tuple[float, float, float, float]
+    bbox: BBox
     depth: float | None = None
 
     def to_json(self) -> dict:
@@ -36,7 +45,7 @@ class Region:
     @classmethod
     def from_json(cls, obj: dict) -> Region:
         depth = obj.get("depth")
-        return cls(tuple(float(v) for v in obj["bbox_2d"]), None if depth is None else float(depth))
+        return cls(as_bbox(float(v) for v in obj["bbox_2d"]), None if depth is None else float(depth))
 
     @property
     def is_whole_image(self) -> bool:
@@ -220,7 +229,7 @@ def _decimals(d: Decimal) -> int:
     return max(0, -exp) if isinstance(exp, int) else 99
 
 
-def _is_number(v) -> bool:
+def _is_number(v: object) -> TypeGuard[Decimal]:
     return isinstance(v, Decimal) and v.is_finite()
 
 
@@ -388,7 +397,7 @@ def _lenient_regions(body: str, step: int, skipped: list[str]) -> list[Region]:
             if not isinstance(box, list) or len(box) != 4:
                 raise ValueError("bbox_2d needs a list of 4 numbers")
             depth = item.get("depth")
-            regions.append(Region(tuple(map(_coordinate, box)), None if depth is None else _coordinate(depth)))
+            regions.append(Region(as_bbox(map(_coordinate, box)), None if depth is None else _coordinate(depth)))
         except ValueError as exc:
             skipped.append(f"step {step + 1}: region {i + 1} skipped ({exc})")
     return regions

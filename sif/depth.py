@@ -204,7 +204,7 @@ class DepthMap:
     array: np.ndarray  # float32 H×W, 0 = near, 1 = far
     encoding: str = "gray16_depth"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.array = np.asarray(self.array, dtype=np.float32)
         self._sat: np.ndarray | None = None
         # Until the table exists, box means are summed directly and remembered (see box_mean).

@@ -117,7 +117,7 @@ def step_strip(
     """One thumbnail per step with that step's boxes, left to right, so the focus path reads at a glance."""
     W, H = image.size
     tw = max(1, round(W * thumb_height / H))
-    base = image.convert("RGB").resize((tw, thumb_height), Image.BILINEAR)
+    base = image.convert("RGB").resize((tw, thumb_height), Image.Resampling.BILINEAR)
     n = max(1, len(steps))
     strip = Image.new("RGB", (n * tw + (n - 1) * gap, thumb_height), (245, 245, 245))
     for i in range(len(steps)):

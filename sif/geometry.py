@@ -17,6 +17,7 @@ from scipy.optimize import linear_sum_assignment
 from sif.errors import ConfigError
 
 Box = Sequence[float]
+PairDenominator = Literal["min", "max"]  # what the summed matched IoUs are divided by
 
 
 def four_numbers(box) -> list[float] | None:
@@ -100,7 +101,7 @@ def global_iou(pred: Sequence[Box], gt: Sequence[Box]) -> float:
     return float(cell_area[cp & cg].sum()) / union if union > 0 else 0.0
 
 
-def pair_iou(pred: Sequence[Box], gt: Sequence[Box], denominator: Literal["min", "max"] = "min") -> float:
+def pair_iou(pred: Sequence[Box], gt: Sequence[Box], denominator: PairDenominator = "min") -> float:
     """Mean IoU of the one-to-one matching that maximizes total IoU (Kuhn–Munkres).
 
     The sum of matched IoUs is divided by min(|P|, |G|) (the reference's choice) or, stricter,
@@ -125,7 +126,7 @@ def pair_iou(pred: Sequence[Box], gt: Sequence[Box], denominator: Literal["min",
     return total / n
 
 
-def hiou(pred: Sequence[Box], gt: Sequence[Box], denominator: Literal["min", "max"] = "min") -> float:
+def hiou(pred: Sequence[Box], gt: Sequence[Box], denominator: PairDenominator = "min") -> float:
     """Hybrid IoU: the mean of the union IoU and the matched-pair IoU (FORMATS §4)."""
     if len(pred) == 1 and len(gt) == 1 and _is_proper(pred[0]) and _is_proper(gt[0]):
         # One proper box each (the usual final step): both terms are that pair's IoU, and

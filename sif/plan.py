@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from sif.chain import WHOLE_IMAGE, Region
+from sif.chain import WHOLE_IMAGE, BBox, Region, as_bbox
 from sif.depth import DepthMap
 from sif.errors import ConfigError
 from sif.geometry import boxes_overlap, enclosing_box
@@ -23,6 +23,7 @@ StepKind = Literal["whole", "distractor", "enclosing", "expansion", "gt"]
 STEP_KINDS: tuple[str, ...] = ("whole", "distractor", "enclosing", "expansion", "gt")
 DISTRACTOR_TRIES = 64
 _Q = 1000  # boxes live on a 1/1000 grid: 3 decimals
+GridBox = tuple[int, int, int, int]  # a box in grid cells
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def _as_rng(rng) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def _grid(box: Sequence[float], outward: bool = False) -> tuple[int, int, int, int]:
+def _grid(box: Sequence[float], outward: bool = False) -> GridBox:
     """A box on the 1/1000 grid, inside [0, 1000] and at least one cell wide and high.
 
     `outward` rounds the low edges down and the high edges up, so the result contains `box`.
@@ -62,14 +63,19 @@ def _grid(box: Sequence[float], outward: bool = False) -> tuple[int, int, int, i
                 g[hi] = g[lo] + 1
             else:
                 g[lo] = _Q - 1
-    return tuple(g)
+    return g[0], g[1], g[2], g[3]
 
 
-def _norm(g: Sequence[int]) -> tuple[float, float, float, float]:
-    return tuple(round(v / _Q, 3) for v in g)
+def _norm(g: GridBox) -> BBox:
+    return as_bbox(round(v / _Q, 3) for v in g)
 
 
-def _merge_overlapping(boxes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+def _enclosing(boxes: list[GridBox]) -> GridBox:
+    x1, y1, x2, y2 = (int(v) for v in enclosing_box(boxes))
+    return x1, y1, x2, y2
+
+
+def _merge_overlapping(boxes: list[GridBox]) -> list[GridBox]:
     """Replace overlapping boxes by their enclosing box until no two overlap."""
     boxes = list(boxes)
     merged = True
@@ -78,7 +84,7 @@ def _merge_overlapping(boxes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         for i in range(len(boxes)):
             for j in range(i + 1, len(boxes)):
                 if boxes_overlap(boxes[i], boxes[j]):
-                    boxes[i] = tuple(int(v) for v in enclosing_box([boxes[i], boxes[j]]))
+                    boxes[i] = _enclosing([boxes[i], boxes[j]])
                     del boxes[j]
                     merged = True
                     break
@@ -87,7 +93,7 @@ def _merge_overlapping(boxes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
     return boxes
 
 
-def _first_expansion(gt: list[tuple[int, ...]], n_expand: int) -> list[tuple[int, ...]]:
+def _first_expansion(gt: list[GridBox], n_expand: int) -> list[GridBox]:
     """Each box grown by 1/n_expand of its distance to every border, overlapping ones merged."""
     grown = [
         _grid(
@@ -104,9 +110,7 @@ def _first_expansion(gt: list[tuple[int, ...]], n_expand: int) -> list[tuple[int
     return _merge_overlapping(grown)
 
 
-def _distractor(
-    focus: list[tuple[int, ...]], like: tuple[int, ...], rng: np.random.Generator
-) -> tuple[int, ...] | None:
+def _distractor(focus: list[GridBox], like: GridBox, rng: np.random.Generator) -> GridBox | None:
     """A box about the size of `like` that overlaps none of `focus`, or None after bounded tries."""
     w0, h0 = like[2] - like[0], like[3] - like[1]
     for attempt in range(DISTRACTOR_TRIES):
@@ -146,9 +150,9 @@ def plan_focus_detailed(
 
     gt = [_grid(b) for b in gt_boxes]
     expansion = _first_expansion(gt, n_expand)
-    steps: list[tuple[str, list[tuple[int, ...]]]] = [("expansion", expansion)]
+    steps: list[tuple[str, list[GridBox]]] = [("expansion", expansion)]
     if len(expansion) > 1:
-        steps.insert(0, ("enclosing", [tuple(int(v) for v in enclosing_box(expansion))]))
+        steps.insert(0, ("enclosing", [_enclosing(expansion)]))
     if rng.random() < distractor_prob:
         focus = [b for _, boxes in steps for b in boxes] + gt
         box = _distractor(focus, steps[0][1][0], rng)

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from sif.chain import Chain, ParseResult, parse_chain, validate_chain
 from sif.depth import DepthMap
-from sif.geometry import hiou
+from sif.geometry import PairDenominator, hiou
 
 DEPTH_TOLERANCE = 0.1
 
@@ -58,7 +58,7 @@ def format_reward(completions, **kwargs) -> list[float]:
 
 
 def bbox_reward(
-    completions, gt_boxes, *, positive_only: bool = False, pair_denominator: str = "min", **kwargs
+    completions, gt_boxes, *, positive_only: bool = False, pair_denominator: PairDenominator = "min", **kwargs
 ) -> list[float]:
     """Correction-enhanced grounding: s_end + (s_end − s_init), s = hiou(·, ground truth).
 
@@ -149,7 +149,7 @@ class ProgressStore(Protocol):
 class InMemoryProgressStore:
     """Process-local store; training uses a persistent one that survives resume."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._means: dict[str, float] = {}
         self._lock = threading.Lock()
 

@@ -119,7 +119,8 @@ class Question:
 
 
 def _shade(rgb, factor: float) -> tuple[int, int, int]:
-    return tuple(int(min(max(c * factor, 0), 255)) for c in rgb)
+    r, g, b = (int(min(max(c * factor, 0), 255)) for c in rgb)
+    return r, g, b
 
 
 def _primitives(obj: SceneObject) -> list[tuple[str, list, float]]:

@@ -142,7 +142,7 @@ def test_cvbench_sat_spatialbench(tmp_path):
         ],
     )
     loaded = load_benchmark("sat", sat)
-    # SAT's own format (issue 17): the options as text, no letters.
+    # SAT's own format: the options as text, no letters.
     assert loaded.records[0].answer == "rotated right"
     assert loaded.records[0].question == (
         "Did the camera turn? Choose between the following options: rotated left, or rotated right."
@@ -158,7 +158,7 @@ def test_cvbench_sat_spatialbench(tmp_path):
         )
     )
     loaded = load_benchmark("spatialbench", tmp_path / "existence.json")
-    # SpatialBot's script matches the answer as written (issue 17): no options, no capitalization.
+    # SpatialBot's script matches the answer as written: no options, no capitalization.
     assert loaded.records[0].choices == [] and loaded.records[0].answer == "yes"
     assert loaded.records[0].meta["pair"] == 0
     assert loaded.records[0].category == "existence" and "grounding" in loaded.problems[0]

@@ -213,7 +213,7 @@ def test_mc_accuracy_per_category():
 
 
 def test_ovd_detections_in_listing_order_all_scored_one():
-    """VLM-R1's OVDEval protocol (issue 17): every box gets confidence 1.0, listing order kept."""
+    """VLM-R1's OVDEval protocol: every box gets confidence 1.0, listing order kept."""
     text = (
         '<answer>```json\n[{"bbox_2d": [10, 10, 110, 60], "label": "Red Mug"}, '
         '{"bbox_2d": [0.5, 0.5, 0.9, 0.9], "label": "blue mug"}, {"bbox_2d": [1, 2], "label": "red mug"}, '

@@ -4,9 +4,6 @@ in real chromium shows the step images (screenshots under artifacts/screenshots/
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +15,7 @@ from sif.chain import parse_chain
 from sif.draw import step_colour
 from tests.support.fake_openai import Reply, fake_openai_server
 from tests.support.inference import CANNED, CANNED_TEXT, scene_depth, scene_image
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+from tests.support.workbench import free_port, shot
 
 
 def _scene():
@@ -86,29 +74,8 @@ def test_demo_scenes_are_synthesized_once(tmp_path):
 # ---------------------------------------------------------------- the app in chromium
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def browser():
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        if os.environ.get("SIF_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"SIF_REQUIRE_BROWSER=1 but chromium is missing at {CHROMIUM}")
-        pytest.skip("chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 def _serve(config: DemoConfig):
-    port = _free_port()
+    port = free_port()
     app = launch_demo(config, port=port, prevent_thread_lock=True, quiet=True)
     return app, f"http://127.0.0.1:{port}/"
 
@@ -127,7 +94,7 @@ def _scene_teacher(scenes: Path):
 
 
 @pytest.mark.browser
-def test_demo_in_chromium_shows_steps_as_they_stream(browser, tmp_path):
+def test_demo_in_chromium_shows_steps_as_they_stream(chromium, tmp_path):
     scenes = tmp_path / "scenes"
     with fake_openai_server(_scene_teacher(scenes)) as server:
         app, url = _serve(
@@ -136,7 +103,7 @@ def test_demo_in_chromium_shows_steps_as_they_stream(browser, tmp_path):
         record = json.loads((scenes / "sif50k.json").read_text())[0]
         n_steps = len(parse_chain(record["messages"][1]["content"]).chain.steps)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page = chromium.new_page(viewport={"width": 1400, "height": 1100})
             page.goto(url)
             page.locator("#sif-examples tbody tr").first.click()  # the first demo scene
             page.wait_for_function("document.querySelector('#sif-question textarea').value.length > 0")
@@ -146,14 +113,14 @@ def test_demo_in_chromium_shows_steps_as_they_stream(browser, tmp_path):
             page.locator("#sif-steps li").first.wait_for(timeout=20000)
             assert page.locator("#sif-answer .missing").count() == 1  # a step is drawn, the answer not yet there
             assert page.locator("#sif-overlay img").first.is_visible()
-            page.screenshot(path=str(SHOTS / "demo_streaming.png"), full_page=True)
+            shot(page, "demo_streaming")
             page.locator(".sif-status.valid").wait_for(timeout=30000)
             assert page.locator("#sif-steps li").count() == n_steps
             assert page.locator("#sif-answer .sif-answer").inner_text().strip() == record["response"]
             for elem in ("#sif-overlay", "#sif-depth-overlay", "#sif-strip"):
                 assert page.locator(f"{elem} img").first.is_visible(), elem
             assert page.locator("#sif-raw textarea").input_value().endswith("</answer>")
-            page.screenshot(path=str(SHOTS / "demo_done.png"), full_page=True)
+            shot(page, "demo_done")
         finally:
             app.close()
     request = server.requests[-1]
@@ -162,12 +129,12 @@ def test_demo_in_chromium_shows_steps_as_they_stream(browser, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_demo_in_chromium_with_the_tiny_hf_model(browser, tiny_model, tmp_path):
+def test_demo_in_chromium_with_the_tiny_hf_model(chromium, tiny_model, tmp_path):
     upload = tmp_path / "upload.png"
     scene_image().save(upload)
     app, url = _serve(DemoConfig(backend="hf", model=str(tiny_model), depth_model="tiny", scenes=0, max_new_tokens=16))
     try:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
         page.locator("#sif-image input[type=file]").set_input_files(str(upload))
         page.locator("#sif-image img").first.wait_for()
@@ -176,6 +143,6 @@ def test_demo_in_chromium_with_the_tiny_hf_model(browser, tiny_model, tmp_path):
         page.locator(".sif-status.invalid").wait_for(timeout=60000)  # random weights: shown as invalid
         assert page.locator("#sif-raw textarea").input_value() != ""
         assert page.locator("#sif-depth-overlay img").first.is_visible()
-        page.screenshot(path=str(SHOTS / "demo_tiny_hf.png"), full_page=True)
+        shot(page, "demo_tiny_hf")
     finally:
         app.close()

@@ -116,7 +116,7 @@ def test_rl_export_is_stratified_seeded_and_complete(store, tmp_path):
         "image",
         "depth_image",  # the spectral_r picture the model sees
         "depth_encoding",
-        "depth_map",  # the exact map the depth reward measures against (issue 12)
+        "depth_map",  # the exact map the depth reward measures against
         "depth_map_encoding",
     }
     s = store.get_sample(lines[0]["sample_id"])

@@ -37,7 +37,7 @@ def test_a_grpo_step_with_two_images_feeds_every_reward_its_columns(tiny_model, 
             assert len(kwargs[column]) == n, (name, column)
         assert all(len(images) == 2 for images in kwargs["images"]), name  # RGB then depth
         assert kwargs["trainer_state"] is not None
-    # The reward measures against the exact map; the model sees the spectral_r picture (issue 12).
+    # The reward measures against the exact map; the model sees the spectral_r picture.
     assert seen["depth_reward"]["depth_path"][0].endswith("_depth.png")
     assert seen["depth_reward"]["depth_encoding"][0] == "gray16_depth"
     with Store.open(settings.db) as store:

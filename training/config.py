@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sif.errors import ConfigError
+from sif.geometry import PairDenominator
 
 
 @dataclass
@@ -80,7 +81,7 @@ class RewardSettings:
     depth_fractional: bool = False
     depth_tolerance: float = 0.1
     depth_floor: float = 0.0  # an allowance the depth tolerance never drops below (0.02 forgives d_gt ≈ 0)
-    pair_denominator: str = "min"
+    pair_denominator: PairDenominator = "min"
 
 
 @dataclass

@@ -13,9 +13,11 @@ Bad records are skipped with a message naming the line and field; counts come ba
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from PIL import Image
 
@@ -26,6 +28,8 @@ from sif.records import read_records
 
 SFT_FILE = "sif_sft.jsonl"
 SUFFIXES = {"sif": SIF_SUFFIX, "rl": RL_SUFFIX}
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,6 +47,12 @@ class DataReport:
         skipped = ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())) or "none"
         return f"{self.kept} samples kept; skipped: {skipped}"
 
+    def log(self, what: str, data) -> None:
+        """The summary, then the first problems, in the training log."""
+        log.info("%s data %s: %s", what, data, self.summary())
+        for problem in self.problems:
+            log.warning("skipped %s", problem)
+
 
 def read_jsonl(path: Path, report: DataReport) -> list[tuple[str, dict]]:
     """(`file:line`, record) for each readable record; unreadable ones are counted, not fatal."""
@@ -55,9 +65,10 @@ def read_jsonl(path: Path, report: DataReport) -> list[tuple[str, dict]]:
     return out
 
 
-def _require(record: dict, key: str, kind) -> object:
+def _require(record: dict, key: str, kind: type[T]) -> T:
     value = record.get(key)
-    if not isinstance(value, kind) or (isinstance(value, (str, list)) and not value):
+    empty = isinstance(value, (str, list)) and not value
+    if empty or not isinstance(value, kind):
         raise KeyError(f"field {key!r} is missing or not a non-empty {getattr(kind, '__name__', kind)}")
     return value
 
@@ -111,8 +122,8 @@ def load_sft_rows(
             prompt = _require(record, "prompt", list)
             completion = _require(record, "completion", list)
             given = _require(record, "images", list)
-            _images_exist(given)  # type: ignore[arg-type]
-            images = _model_images(given, record.get("depth_encoding"))  # type: ignore[arg-type]
+            _images_exist(given)
+            images = _model_images(given, record.get("depth_encoding"))
         except KeyError as exc:
             report.skip(str(exc.args[0]), where)
             continue

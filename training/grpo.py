@@ -22,7 +22,14 @@ from training.data import DataReport, load_rl_rows, to_dataset
 from training.grpo_rewards import REWARD_NAMES, sif_reward_functions
 from training.judge import make_judge
 from training.launch import process_state, train_and_save
-from training.modeling import RunRecord, freeze_vision_tower, load_model, load_processor, lora_config, torch_dtype
+from training.modeling import (
+    RunRecord,
+    load_processor,
+    lora_config,
+    resume_checkpoint,
+    trainable_model,
+    training_arguments,
+)
 from training.progress import PROGRESS_FILE, SqliteProgressStore
 from training.rollouts import RolloutRecorder
 
@@ -31,17 +38,13 @@ log = logging.getLogger(__name__)
 
 def grpo_config(s: GRPOSettings, weights: list[float], num_processes: int | None = None):
     """TRL's GRPOConfig for `s`, its batch derived for `num_processes` (default: this run's)."""
-    import torch
     from trl import GRPOConfig
 
     from training.resolved import current_processes, grpo_batch
 
     batch = grpo_batch(s, current_processes() if num_processes is None else num_processes)
-    kwargs = dict(
-        output_dir=s.output_dir,
-        learning_rate=s.learning_rate,
-        num_train_epochs=s.num_train_epochs,
-        max_steps=s.max_steps,
+    kwargs = training_arguments(
+        s,
         num_generations=s.num_generations,
         beta=s.beta,
         loss_type=s.loss_type,
@@ -52,16 +55,8 @@ def grpo_config(s: GRPOSettings, weights: list[float], num_processes: int | None
         reward_weights=weights,
         use_vllm=s.use_vllm,
         vllm_mode=s.vllm_mode,
-        logging_steps=s.logging_steps,
-        save_steps=s.save_steps,
-        seed=s.seed,
-        bf16=torch_dtype(s.bf16) == torch.bfloat16,
-        report_to=[],
         log_completions=True,
         num_completions_to_print=2,
-        remove_unused_columns=False,
-        run_name=s.run_name,
-        gradient_checkpointing=s.gradient_checkpointing,
     )
     if s.vllm_server_base_url:
         kwargs["vllm_server_base_url"] = s.vllm_server_base_url
@@ -69,12 +64,6 @@ def grpo_config(s: GRPOSettings, weights: list[float], num_processes: int | None
         kwargs["generation_batch_size"] = batch.completions_per_step  # one step's groups, generated at once
     kwargs.update(s.trl)
     return GRPOConfig(**kwargs)
-
-
-def resume_checkpoint(s: GRPOSettings) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(s.output_dir) if s.resume and Path(s.output_dir).is_dir() else None
 
 
 def checkpoint_step(checkpoint: str | None) -> int:
@@ -116,9 +105,7 @@ def build_grpo_trainer(s: GRPOSettings, record: RunRecord, callbacks=()) -> GRPO
     state = process_state()
     processor = load_processor(s.model, s.image_max_pixels)
     rows, report = load_rl_rows(s.data, s.suffix)
-    log.info("RL data %s: %s", s.data, report.summary())
-    for problem in report.problems:
-        log.warning("skipped %s", problem)
+    report.log("RL", s.data)
     progress = SqliteProgressStore(Path(s.output_dir) / PROGRESS_FILE, state.process_index)
     checkpoint = resume_checkpoint(s)
     if state.is_main_process:
@@ -126,9 +113,7 @@ def build_grpo_trainer(s: GRPOSettings, record: RunRecord, callbacks=()) -> GRPO
         if dropped:
             log.info("answer progress: dropped %d rows recorded after the checkpoint", dropped)
     state.wait_for_everyone()
-    model = load_model(s.model, s.bf16)
-    if s.freeze_vision_tower:
-        freeze_vision_tower(model)
+    model = trainable_model(s)
     judge = make_judge(s.judge)
     funcs, weights = sif_reward_functions(s, judge, progress)
     rollouts = RolloutRecorder(

@@ -64,9 +64,9 @@ def parse_score(text: str) -> float | None:
                 except ValueError:
                     continue
                 return score if 0.0 <= score <= 1.0 else None
-    m = _SCORE.search(text)
-    if m:
-        score = float(m.group(1))
+    bare = _SCORE.search(text)
+    if bare:
+        score = float(bare.group(1))
         return score if 0.0 <= score <= 1.0 else None
     return None
 
@@ -89,17 +89,9 @@ class VLMJudge:
     def __init__(self, settings: JudgeSettings):
         from common.openai_client import ChatConfig
 
-        self.config = ChatConfig.resolve(
-            settings.base_url,
-            settings.model,
-            api_key_env=settings.api_key_env,
-            timeout_s=settings.timeout_s,
-            max_retries=settings.max_retries,
-            backoff_s=settings.backoff_s,
-            concurrency=settings.concurrency,
-        )
+        self.config = ChatConfig.of(settings)
         self.send_image = settings.send_image
-        self.failures = Counter()
+        self.failures: Counter = Counter()
         self.requests = 0
         self.text_only = 0  # requests sent without the image after the endpoint refused one
 

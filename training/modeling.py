@@ -1,11 +1,17 @@
-"""Loading a VLM and its processor for training, the LoRA setup, and the run record in the store."""
+"""Loading a VLM and its processor for training, the LoRA setup, what both stages give TRL, and
+the run record in the store."""
 
 from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from training.config import LoraSettings
+from training.config import GRPOSettings, LoraSettings, SFTSettings
+
+if TYPE_CHECKING:
+    from db.store import Store
 
 # Linear layers of the language model (Qwen2/2.5-VL, LLaVA-style and most HF VLM layouts).
 LANGUAGE_LINEAR = r".*(language_model|text_model).*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
@@ -45,6 +51,42 @@ def load_model(model_path: str, bf16: bool | None = None):
     return AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch_dtype(bf16))
 
 
+def trainable_model(s: SFTSettings | GRPOSettings):
+    """The model to train, its vision tower frozen unless the settings train it."""
+    model = load_model(s.model, s.bf16)
+    if s.freeze_vision_tower:
+        freeze_vision_tower(model)
+    return model
+
+
+def training_arguments(s: SFTSettings | GRPOSettings, **stage) -> dict:
+    """The keywords of TRL's SFTConfig/GRPOConfig that both stages set alike, and the stage's own."""
+    import torch
+
+    return dict(
+        output_dir=s.output_dir,
+        learning_rate=s.learning_rate,
+        num_train_epochs=s.num_train_epochs,
+        max_steps=s.max_steps,
+        logging_steps=s.logging_steps,
+        save_steps=s.save_steps,
+        seed=s.seed,
+        bf16=torch_dtype(s.bf16) == torch.bfloat16,
+        report_to=[],
+        remove_unused_columns=False,
+        gradient_checkpointing=s.gradient_checkpointing,
+        run_name=s.run_name,
+        **stage,
+    )
+
+
+def resume_checkpoint(s: SFTSettings | GRPOSettings) -> str | None:
+    """The last checkpoint in `output_dir` when the settings ask to resume, else None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(s.output_dir) if s.resume and Path(s.output_dir).is_dir() else None
+
+
 def vision_parameters(model):
     for name, param in model.named_parameters():
         if any(part in VISION_PREFIXES for part in name.split(".")):
@@ -82,16 +124,17 @@ class RunRecord:
     """The run's row in the store (when a DB is configured): created, updated, finished."""
 
     def __init__(self, db: str | None, kind_name: str, config: dict, name: str | None):
-        self.store = self.run_id = None
+        self.store: Store | None = None
+        self.run_id: str | None = None
         if db:
             from db.store import Store
 
-            self.store = Store.open(db)
-            self.run_id = self.store.create_run("training", {"stage": kind_name, **config}, name=name)
-            self.store.update_run(self.run_id, status="running")
+            self.store = store = Store.open(db)
+            self.run_id = run_id = store.create_run("training", {"stage": kind_name, **config}, name=name)
+            store.update_run(run_id, status="running")
 
     def update(self, **metrics) -> None:
-        if self.store is not None:
+        if self.store is not None and self.run_id is not None:
             self.store.update_run(self.run_id, metrics=metrics)
 
     def log_recorder(self, every_s: float = LOG_EVERY_S):
@@ -121,6 +164,6 @@ class RunRecord:
         return RunLogRecorder()
 
     def finish(self, status: str, **metrics) -> None:
-        if self.store is not None:
+        if self.store is not None and self.run_id is not None:
             self.store.update_run(self.run_id, status=status, metrics=metrics)
             self.store.close()

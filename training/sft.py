@@ -7,7 +7,6 @@ Multi-GPU / multi-node runs go through `accelerate launch` with a config from co
 
 from __future__ import annotations
 
-import logging
 import random
 from pathlib import Path
 
@@ -15,34 +14,27 @@ from common.settings import as_dict
 from training.config import SFTSettings
 from training.data import load_sft_rows, to_dataset
 from training.launch import process_state, train_and_save
-from training.modeling import RunRecord, freeze_vision_tower, load_model, load_processor, lora_config, torch_dtype
-
-log = logging.getLogger(__name__)
+from training.modeling import (
+    RunRecord,
+    load_processor,
+    lora_config,
+    resume_checkpoint,
+    trainable_model,
+    training_arguments,
+)
 
 
 def sft_config(s: SFTSettings, has_eval: bool):
-    import torch
     from trl import SFTConfig
 
-    kwargs = dict(
-        output_dir=s.output_dir,
-        learning_rate=s.learning_rate,
-        num_train_epochs=s.num_train_epochs,
-        max_steps=s.max_steps,
+    kwargs = training_arguments(
+        s,
         lr_scheduler_type=s.lr_scheduler_type,
         warmup_steps=s.warmup_ratio,  # a float < 1 is a ratio
         max_length=s.max_length,
         per_device_train_batch_size=s.per_device_train_batch_size,
         gradient_accumulation_steps=s.gradient_accumulation_steps,
-        logging_steps=s.logging_steps,
-        save_steps=s.save_steps,
-        seed=s.seed,
-        bf16=torch_dtype(s.bf16) == torch.bfloat16,
         eval_strategy="epoch" if has_eval else "no",
-        report_to=[],
-        remove_unused_columns=False,
-        gradient_checkpointing=s.gradient_checkpointing,
-        run_name=s.run_name,
     )
     kwargs.update(s.trl)
     return SFTConfig(**kwargs)
@@ -63,15 +55,10 @@ def build_sft_trainer(s: SFTSettings, callbacks=()):
 
     processor = load_processor(s.model, s.image_max_pixels)
     rows, report = load_sft_rows(s.data, processor, s.max_length, s.overlong)
-    log.info("SFT data %s: %s", s.data, report.summary())
-    for problem in report.problems:
-        log.warning("skipped %s", problem)
+    report.log("SFT", s.data)
     train_rows, eval_rows = split_rows(rows, s.eval_ratio, s.seed)
-    model = load_model(s.model, s.bf16)
-    if s.freeze_vision_tower:
-        freeze_vision_tower(model)
     trainer = SFTTrainer(
-        model=model,
+        model=trainable_model(s),
         args=sft_config(s, bool(eval_rows)),
         train_dataset=to_dataset(train_rows),
         eval_dataset=to_dataset(eval_rows) if eval_rows else None,
@@ -87,15 +74,12 @@ def run_sft(s: SFTSettings, callbacks=()) -> Path:
 
     Launched on several processes, each runs this; the main process alone keeps the run record
     and saves the processor."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     state = process_state()
     record = RunRecord(s.db if state.is_main_process else None, "sft", as_dict(s), s.run_name)
     try:
         trainer, report = build_sft_trainer(s, [*callbacks, record.log_recorder()])
         record.update(data=report.summary(), processes=trainer.accelerator.num_processes)
-        resume = get_last_checkpoint(s.output_dir) if s.resume and Path(s.output_dir).is_dir() else None
-        trained = train_and_save(trainer, s.output_dir, resume)
+        trained = train_and_save(trainer, s.output_dir, resume_checkpoint(s))
     except BaseException as exc:
         record.finish("failed", error=f"{type(exc).__name__}: {exc}")
         raise
