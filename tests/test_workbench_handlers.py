@@ -274,3 +274,12 @@ def test_a_10000_step_chain_opens_within_a_second_as_a_window(h):
     assert f'data-step="{n - 1}"' in last["chain"] and "Steps 9941–10000 of 10000 drawn" in last["picture_note"]
     strip = h.select_from_strip(ctx(last), [1, 1])
     assert Target.parse(strip["target"]).step == n - STRIP_WINDOW
+
+
+def test_deciding_again_what_is_already_decided_changes_nothing_and_moves_on(h):
+    screen = h.load(ctx())
+    h.decide(ctx(screen, stay=True), "accepted")
+    again = h.open_sample(ctx(screen), 1)  # the accepted sample on screen, with its new review version
+    out = h.decide(ctx(again), "accepted")
+    assert "already accepted: nothing changed" in message(out) and shown(out) == 2
+    assert [r.status for r in h.store.review_log(1)] == ["accepted"]

@@ -132,17 +132,14 @@ def sample_panel() -> dict:
             ui["chain"] = _clickable("wb-chain", "data-step", "step", ".wb-selected")
             ui["checks"] = gr.HTML(elem_id="wb-checks")
             ui["step_text"] = gr.Textbox(label="Step text", lines=2, max_lines=4, elem_id="wb-step-text")
-            with gr.Row(elem_classes="wb-tight"):
-                ui["answer"] = gr.Textbox(label="Chain answer", elem_id="wb-answer", scale=3)
-                ui["step_prev"] = gr.Button("◀ step ([)", size="sm", elem_id="wb-step-prev", min_width=70)
-                ui["step_next"] = gr.Button("step (]) ▶", size="sm", elem_id="wb-step-next", min_width=70)
-            with gr.Row(elem_classes="wb-tight"):
-                ui["add_step"] = gr.Button("+ step after", size="sm", elem_id="wb-add-step", min_width=70)
-                ui["del_step"] = gr.Button(
-                    "delete step", size="sm", variant="stop", elem_id="wb-del-step", min_width=70
-                )
-                ui["up_step"] = gr.Button("move up", size="sm", elem_id="wb-up-step", min_width=70)
-                ui["down_step"] = gr.Button("move down", size="sm", elem_id="wb-down-step", min_width=70)
+            with gr.Row(elem_classes="wb-tight", elem_id="wb-step-bar"):
+                ui["answer"] = gr.Textbox(label="Chain answer", elem_id="wb-answer", scale=3, min_width=120)
+                ui["step_prev"] = gr.Button("◀ step", size="sm", elem_id="wb-step-prev", min_width=50)
+                ui["step_next"] = gr.Button("step ▶", size="sm", elem_id="wb-step-next", min_width=50)
+                ui["add_step"] = gr.Button("+ step", size="sm", elem_id="wb-add-step", min_width=44)
+                ui["del_step"] = gr.Button("✕ step", size="sm", variant="stop", elem_id="wb-del-step", min_width=44)
+                ui["up_step"] = gr.Button("↑", size="sm", elem_id="wb-up-step", min_width=24)
+                ui["down_step"] = gr.Button("↓", size="sm", elem_id="wb-down-step", min_width=24)
         with gr.Tab("Boxes & depth", id="boxes") as t:
             ui["tab_boxes"] = t
             ui["regions"] = gr.Dataframe(
@@ -408,6 +405,7 @@ def launch(
         head=shortcuts_head(),
         css=CSS,
         footer_links=[],
+        show_error=True,
         auth_message="SIF Workbench: sign in as a curator" if auth else None,
         **policy.launch_kwargs(),
     )

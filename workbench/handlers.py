@@ -158,14 +158,13 @@ class Handlers:
             "f_dataset": update(choices=fresh["dataset"], value=ANY),
             "f_run": update(choices=fresh["run"], value=ANY),
         }
-        out.update(self._open_first(ctx))
         drafts = self.store.count(draft_of=ctx.curator)
-        if drafts:
-            out["message"] = views.message(
-                f"You have unsaved edits of {drafts} sample(s), kept for you: tick “only my unsaved edits” "
-                "to list them.",
-                "warn",
-            )
+        note = (
+            f"You have unsaved edits of {drafts} sample(s), kept for you: tick “only my unsaved edits” to list them."
+            if drafts
+            else ""
+        )
+        out.update(self._open_first(ctx, note))
         return out
 
     def filter(self, ctx: Context, step_text=None, answer=None) -> dict:
@@ -369,7 +368,7 @@ class Handlers:
             ctx,
             sample.id,
             step=ctx.target.step,
-            note=f"Your edit now builds on revision {current.rev} (theirs stays in the history). Save it to keep it.",
+            note=f"Your edit now builds on revision {current.rev} (theirs stays in the history). Save again to keep it.",
         )
         return out
 
@@ -432,6 +431,9 @@ class Handlers:
             current_rev = current.rev if current else 0
             if current_rev != t.rev:
                 return self._stale(ctx, sample, t.rev, current, label)
+            review = self.store.get_review(sample.id)
+            if (review.version, review.status, review.rev, review.note) == (t.version, status, t.rev, note or ""):
+                return self._next(ctx, sample, f"Sample {sample.id} was already {label}: nothing changed.")
             try:
                 self.wb.review(sample.id, status, ctx.curator, note or "", t.version, t.rev)
             except StaleRevisionError as exc:
@@ -439,12 +441,16 @@ class Handlers:
             except ConflictError as exc:
                 return self._review_conflict(ctx, sample.id, status, exc)
             done = f"{DECIDED[status]}: sample {sample.id}, revision {t.rev}."
+        return self._next(ctx, sample, done)
+
+    def _next(self, ctx: Context, sample: Sample, done: str) -> dict:
+        """After a decision: the next sample of the list, unless the curator chose to stay."""
         if ctx.stay:
-            return self._show(ctx, sample.id, step=t.step, note=done, kind="ok")
+            return self._show(ctx, sample.id, step=ctx.target.step, note=done, kind="ok")
         nxt = self.wb.neighbour(ctx.filters, sample.id, +1)
         if nxt is None:
             return self._show(
-                ctx, sample.id, step=t.step, note=done + " That was the last sample of this list.", kind="ok"
+                ctx, sample.id, step=ctx.target.step, note=done + " That was the last sample of this list.", kind="ok"
             )
         return self._show(ctx, nxt, note=done, kind="ok")
 
@@ -453,9 +459,8 @@ class Handlers:
     def tab(self, ctx: Context, name: str) -> dict:
         t = ctx.target
         t.tab = name if name in TABS else "chain"
-        out: dict = {"target": t.dump()}
-        if t.sample is not None:
-            out.update(self._tab_panels(t, t.sample))
+        out = self._tab_panels(t, t.sample) if t.sample is not None else {}
+        out["target"] = t.dump()
         return out
 
     def pick_history(self, ctx: Context, rev) -> dict:
@@ -692,11 +697,11 @@ class Handlers:
         out.update(self._listing(ctx, 0, None))
         return out
 
-    def _open_first(self, ctx: Context) -> dict:
+    def _open_first(self, ctx: Context, note: str = "") -> dict:
         first = self.wb.first(ctx.filters)
         if first is None:
             return self._nothing(ctx)
-        return self._show(ctx, first)
+        return self._show(ctx, first, note=note, kind="warn" if note else "info")
 
     def _listing(self, ctx: Context, page_no: int, current: int | None) -> dict:
         page = self.wb.browse(ctx.filters, page_no)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -55,9 +57,31 @@ def _depth_picture(version: tuple[str, int, int], encoding: str) -> Image.Image:
     return img if img.size == size else img.resize(size, Image.NEAREST)
 
 
+_THUMBNAILS: OrderedDict[int, tuple[Image.Image, Image.Image]] = OrderedDict()
+_THUMBNAILS_LOCK = threading.Lock()
+
+
+def _thumbnail(picture: Image.Image) -> Image.Image:
+    """The strip's base picture, kept for the last pictures (keyed by the cached picture object)."""
+    with _THUMBNAILS_LOCK:
+        hit = _THUMBNAILS.get(id(picture))
+        if hit is not None and hit[0] is picture:
+            _THUMBNAILS.move_to_end(id(picture))
+            return hit[1]
+    W, H = picture.size
+    thumb = picture.resize((max(1, round(W * STRIP_HEIGHT / H)), STRIP_HEIGHT), Image.BILINEAR)
+    with _THUMBNAILS_LOCK:
+        _THUMBNAILS[id(picture)] = (picture, thumb)
+        while len(_THUMBNAILS) > 96:
+            _THUMBNAILS.popitem(last=False)
+    return thumb
+
+
 def clear_caches() -> None:
     _picture.cache_clear()
     _depth_picture.cache_clear()
+    with _THUMBNAILS_LOCK:
+        _THUMBNAILS.clear()
 
 
 def placeholder(message: str, width: int = 320, height: int = 240) -> Image.Image:
@@ -134,7 +158,11 @@ def render_views(
     stripped = window(n, selected, STRIP_WINDOW)
     strip = (
         step_strip(
-            picture, [steps[i] for i in stripped], thumb_height=STRIP_HEIGHT, gap=STRIP_GAP, first=stripped.start
+            _thumbnail(picture),
+            [steps[i] for i in stripped],
+            thumb_height=STRIP_HEIGHT,
+            gap=STRIP_GAP,
+            first=stripped.start,
         )
         if n
         else placeholder("no steps", 160, STRIP_HEIGHT)

@@ -51,13 +51,17 @@ def info(
     else:
         validity = "valid" if revision.valid else f"invalid ({len(revision.problems)} problem(s))"
         rev = f"{revision.rev} · origin {revision.origin} · by {revision.author} · {_when(revision.created_at)} · {validity}"
-    if review.version:
+    if review.status == "pending":
+        rv = (
+            "pending (never reviewed)"
+            if not review.version
+            else "pending" + (f" — {review.note}" if review.note else "")
+        )
+    else:
         on = "" if review.rev is None else f" on revision {review.rev}"
         rv = f"{STATUS_LABELS.get(review.status, review.status)} by {review.reviewer}{on} · {_when(review.updated_at)}"
         if review.note:
             rv += f" — {review.note}"
-    else:
-        rv = "pending (never reviewed)"
     lines = [
         f'<div class="wb-head">Sample {sample.id} · {esc(sample.dataset)} · {esc(sample.source_id)} · {esc(sample.split)}'
         + (' · <span class="wb-bad">files missing at import</span>' if sample.missing else "")
