@@ -62,7 +62,7 @@ class ConflictError(StoreError):
     """A review or edit saved against a stale version; nothing was overwritten. `current` is what
     is stored (the Review, or the current ChainRevision for an edit)."""
 
-    def __init__(self, message: str, current: Review | ChainRevision):
+    def __init__(self, message: str, current: Review | ChainRevision | None):
         super().__init__(message)
         self.current = current
 
@@ -1006,37 +1006,16 @@ class Store:
         return (" WHERE " + " AND ".join(f.where)) if f.where else ""
 
     def query(
-        self,
-        *,
-        status=None,
-        dataset=None,
-        valid=None,
-        origin=None,
-        run_id=None,
-        text=None,
-        split=None,
-        draft_of=None,
-        sort: str = "id",
-        descending: bool = False,
-        limit: int = 50,
-        offset: int = 0,
+        self, *, sort: str = "id", descending: bool = False, limit: int = 50, offset: int = 0, **filters
     ) -> list[SampleRow]:
         """Samples matching every given filter, sorted (NULLs last) and paged.
 
-        `origin` is the current chain's origin ("none": no chain yet); `rollout`/`prediction` match
-        samples that have such revisions. `text` is full-text search over question, answer and chain;
-        `draft_of` keeps the samples that curator has an unsaved draft of."""
+        Filters (all optional): `status`, `dataset` (one or a list), `valid`, `split`, `origin` (the
+        current chain's origin, "none": no chain yet; `rollout`/`prediction` match samples that
+        have such revisions), `run_id`, `text` (full-text search over question, answer and chain),
+        `draft_of` (the samples that curator has an unsaved draft of)."""
         order = _Order(sort, descending)
-        f = self._filters(
-            status=status,
-            dataset=dataset,
-            valid=valid,
-            origin=origin,
-            run_id=run_id,
-            text=text,
-            split=split,
-            draft_of=draft_of,
-        )
+        f = self._filters(**filters)
         sql = (
             "SELECT i.sample_id, i.dataset, s.question, s.answer, i.status, i.valid, i.origin, i.rev, i.n_steps,"
             " i.final_hiou, i.depth_ok, i.created_at FROM sample_index i JOIN samples s ON s.id = i.sample_id"
@@ -1084,19 +1063,9 @@ class Store:
         f.params.extend(key)
         return int(self.conn.execute(f"SELECT COUNT(*) FROM sample_index i{self._where(f)}", f.params).fetchone()[0])
 
-    def count(
-        self, *, status=None, dataset=None, valid=None, origin=None, run_id=None, text=None, split=None, draft_of=None
-    ) -> int:
-        f = self._filters(
-            status=status,
-            dataset=dataset,
-            valid=valid,
-            origin=origin,
-            run_id=run_id,
-            text=text,
-            split=split,
-            draft_of=draft_of,
-        )
+    def count(self, **filters) -> int:
+        """How many samples match the filters (those of `query`)."""
+        f = self._filters(**filters)
         return int(self.conn.execute(f"SELECT COUNT(*) FROM sample_index i{self._where(f)}", f.params).fetchone()[0])
 
     def samples_without_chain(

@@ -13,7 +13,7 @@ import pytest
 
 from db.store import Store
 from sif.chain import Chain, Region, Step
-from workbench.handlers import ACCEPT, SAVE_AND_ACCEPT, Context, Handlers, Target
+from workbench.handlers import ACCEPT, EDITED, LISTED, PANELS, SAVE_AND_ACCEPT, TYPED, Context, Handlers, Target
 from workbench.render import DRAW_WINDOW, STRIP_WINDOW, PictureFiles
 from workbench.service import Filters, Workbench
 
@@ -283,3 +283,28 @@ def test_deciding_again_what_is_already_decided_changes_nothing_and_moves_on(h):
     out = h.decide(ctx(again), "accepted")
     assert "already accepted: nothing changed" in message(out) and shown(out) == 2
     assert [r.status for r in h.store.review_log(1)] == ["accepted"]
+
+
+def test_hidden_tabs_are_drawn_when_opened(h):
+    screen = h.load(ctx())
+    assert "regions" not in screen and "feedback" not in screen  # a key press redraws what is on screen
+    boxes = h.tab(ctx(screen), "boxes")
+    assert boxes["regions"] and Target.parse(boxes["target"]).tab == "boxes"
+    nxt = h.move(ctx(boxes), +1)
+    assert nxt["regions"] == h.wb.draft_of("ann", h.store.get_sample(2), None)[0].table_rows(0)
+    checks = h.tab(ctx(nxt), "checks")
+    assert "final-step HIoU" in checks["feedback"] and "regions" not in checks
+
+
+def test_each_kind_of_action_changes_only_its_panels(h):
+    """Typing, editing and paging redraw only their part of the screen (the page sends them only
+    those panels)."""
+    screen = h.load(ctx())
+    assert set(h.edit_text(ctx(screen), "new text")) <= set(TYPED)
+    assert set(h.edit_answer(ctx(screen), "new answer")) <= set(TYPED)
+    edited = h.step_op(ctx(screen), "add")
+    assert set(edited) <= set(EDITED)
+    for out in (h.select_step(ctx(edited), 0), h.view(ctx(edited)), h.adopt(ctx(edited)), h.step_op(ctx(screen), "up")):
+        assert set(out) <= set(EDITED)
+    assert set(h.turn_page(ctx(screen), 1)) <= set(LISTED)
+    assert set(h.load(ctx())) <= set(PANELS)

@@ -20,7 +20,19 @@ from gradio_image_annotation import image_annotator
 from db.schema import ORIGINS, STATUSES
 from db.store import Store
 from workbench.draft import TABLE_HEADERS
-from workbench.handlers import ACCEPT, ALL_STEPS, PANELS, SELECTED_STEP, Context, Handlers, Target, Update
+from workbench.handlers import (
+    ACCEPT,
+    ALL_STEPS,
+    EDITED,
+    LISTED,
+    PANELS,
+    SELECTED_STEP,
+    TYPED,
+    Context,
+    Handlers,
+    Target,
+    Update,
+)
 from workbench.history import DIFF_COLOURS
 from workbench.render import PictureFiles
 from workbench.service import ANY, SORTS, VALIDITY, Filters, Workbench
@@ -40,13 +52,18 @@ watch('value', () => {{
   if (mark) mark.scrollIntoView({{ block: 'nearest' }});
 }});
 """
-REVIEWS = (("accepted", ACCEPT, "wb-accept", "primary"), ("rejected", "Reject (x)", "wb-reject", "secondary"))
-NEEDS_FIX = ("needs_fix", "Needs fix (f)", "wb-needs-fix", "secondary")
+DECISIONS = (  # status, label, elem_id, variant
+    ("accepted", ACCEPT, "wb-accept", "primary"),
+    ("rejected", "Reject (x)", "wb-reject", "secondary"),
+    ("needs_fix", "Needs fix (f)", "wb-needs-fix", "secondary"),
+)
 CONTEXT = ("target", "f_status", "f_dataset", "f_valid", "f_origin", "f_run", "search", "f_sort", "f_drafts")
 VIEW = ("show", "show_gt", "stay")
 
 
 def _clickable(elem_id: str, attr: str, key: str, mark: str, **kw) -> gr.HTML:
+    """HTML whose elements carrying `attr` send a click event with that value as `key`; the
+    element matching `mark` (the current row, the selected step) is kept in view."""
     return gr.HTML(
         elem_id=elem_id, js_on_load=CLICK_JS.format(attr=attr, key=key, mark=mark), apply_default_css=False, **kw
     )
@@ -198,7 +215,7 @@ def review_panel() -> dict:
             )
             ui["stay"] = gr.Checkbox(False, label="stay after a decision", elem_id="wb-stay", container=False)
         with gr.Row(elem_classes="wb-tight"):
-            for status, label, elem_id, variant in (*REVIEWS, NEEDS_FIX):
+            for status, label, elem_id, variant in DECISIONS:
                 ui[status] = gr.Button(label, elem_id=elem_id, variant=variant, size="sm", min_width=90)
             ui["accept"] = ui["accepted"]
         with gr.Row(elem_classes="wb-tight"):
@@ -277,7 +294,6 @@ def wire_curate(ui: dict, h: Handlers, local_user: str, page_load) -> None:
     """Connect each curate widget to its handler: every action gets the context (target, filters,
     view settings) and the values it names, and may update any panel."""
     context = [ui[name] for name in (*CONTEXT, *VIEW)]
-    outputs = [ui[name] for name in PANELS]
 
     def make_context(values, request) -> Context:
         target, status, dataset, validity, origin, run, text, sort, drafts, show, show_gt, stay = values
@@ -294,27 +310,26 @@ def wire_curate(ui: dict, h: Handlers, local_user: str, page_load) -> None:
         )
         return Context(curator, Target.parse(target), filters, show == SELECTED_STEP, bool(show_gt), bool(stay))
 
-    def to_gradio(out: dict):
-        changed = {ui[name]: _gradio_value(value) for name, value in out.items() if name in ui}
-        return changed or [gr.skip()] * len(outputs)
-
-    def on(trigger, fn, extras=(), *, event_key: str | None = None, mode: str = "multiple"):
-        """`fn(ctx, *extras)` (plus the clicked element's `event_key` for HTML clicks) on `trigger`."""
+    def on(trigger, fn, extras=(), *, event_key: str | None = None, mode: str = "multiple", panels: tuple = PANELS):
+        """`fn(ctx, *extras)` (plus the clicked element's `event_key` for HTML clicks) on `trigger`;
+        it may change `panels`."""
         n = len(context)
-        extra_inputs = [ui[e] if isinstance(e, str) else e for e in extras]
+        extra_inputs = [ui[e] for e in extras]
+        outputs = [ui[name] for name in panels]
 
-        if event_key is None:
+        def to_gradio(out: dict):
+            changed = {ui[name]: _gradio_value(value) for name, value in out.items() if name in panels}
+            return changed or [gr.skip()] * len(outputs)
 
-            def run(request: gr.Request, *values):
-                return to_gradio(fn(make_context(values[:n], request), *values[n:]))
+        def run(request: gr.Request, *values):
+            return to_gradio(fn(make_context(values[:n], request), *values[n:]))
 
-        else:
-
-            def run(request: gr.Request, evt: gr.EventData, *values):
-                return to_gradio(fn(make_context(values[:n], request), evt._data.get(event_key), *values[n:]))
+        def run_clicked(request: gr.Request, evt: gr.EventData, *values):
+            """An HTML list or picture was clicked: `fn` gets what was clicked first."""
+            return to_gradio(fn(make_context(values[:n], request), evt._data.get(event_key), *values[n:]))
 
         trigger(
-            run,
+            run if event_key is None else run_clicked,
             [*context, *extra_inputs],
             outputs,
             trigger_mode=mode,
@@ -328,33 +343,33 @@ def wire_curate(ui: dict, h: Handlers, local_user: str, page_load) -> None:
     for name in ("f_status", "f_dataset", "f_valid", "f_origin", "f_run", "f_sort", "f_drafts"):
         on(ui[name].input, h.filter, screen_texts)
     on(ui["search"].submit, h.filter, screen_texts)
-    on(ui["page_prev"].click, lambda ctx: h.turn_page(ctx, -1))
-    on(ui["page_next"].click, lambda ctx: h.turn_page(ctx, +1))
+    on(ui["page_prev"].click, lambda ctx: h.turn_page(ctx, -1), panels=LISTED)
+    on(ui["page_next"].click, lambda ctx: h.turn_page(ctx, +1), panels=LISTED)
     on(ui["list"].click, h.open_sample, screen_texts, event_key="sample")
     on(ui["prev"].click, lambda ctx, *texts: h.move(ctx, -1, *texts), screen_texts)
     on(ui["next"].click, lambda ctx, *texts: h.move(ctx, +1, *texts), screen_texts)
-    on(ui["show"].input, h.view)
-    on(ui["show_gt"].input, h.view)
-    on(ui["chain"].click, h.select_step, screen_texts, event_key="step")
-    on(ui["step_prev"].click, lambda ctx, *texts: h.select_step(ctx, "prev", *texts), screen_texts)
-    on(ui["step_next"].click, lambda ctx, *texts: h.select_step(ctx, "next", *texts), screen_texts)
+    on(ui["show"].input, h.view, panels=EDITED)
+    on(ui["show_gt"].input, h.view, panels=EDITED)
+    on(ui["chain"].click, h.select_step, screen_texts, event_key="step", panels=EDITED)
+    on(ui["step_prev"].click, lambda ctx, *texts: h.select_step(ctx, "prev", *texts), screen_texts, panels=EDITED)
+    on(ui["step_next"].click, lambda ctx, *texts: h.select_step(ctx, "next", *texts), screen_texts, panels=EDITED)
     for op in ("add", "del", "up", "down"):
         action = {"del": "delete"}.get(op, op)
-        on(ui[f"{op}_step"].click, lambda ctx, *texts, action=action: h.step_op(ctx, action, *texts), screen_texts)
-    on(
-        ui["strip"].select,
-        lambda ctx, index, *texts: h.select_from_strip(ctx, index, *texts),
-        screen_texts,
-        event_key="index",
-    )
-    on(ui["annot"].change, h.edit_boxes, ("annot",), mode="always_last")
-    on(ui["step_text"].input, h.edit_text, ("step_text",), mode="always_last")
-    on(ui["answer"].input, h.edit_answer, ("answer",), mode="always_last")
-    on(ui["regions"].input, h.edit_regions, ("regions",))
+        on(
+            ui[f"{op}_step"].click,
+            lambda ctx, *texts, action=action: h.step_op(ctx, action, *texts),
+            screen_texts,
+            panels=EDITED,
+        )
+    on(ui["strip"].select, h.select_from_strip, screen_texts, event_key="index", panels=EDITED)
+    on(ui["annot"].change, h.edit_boxes, ("annot",), mode="always_last", panels=EDITED)
+    on(ui["step_text"].input, h.edit_text, ("step_text",), mode="always_last", panels=TYPED)
+    on(ui["answer"].input, h.edit_answer, ("answer",), mode="always_last", panels=TYPED)
+    on(ui["regions"].input, h.edit_regions, ("regions",), panels=EDITED)
     on(ui["save"].click, h.save, ("edit_note", *screen_texts))
     on(ui["rebase"].click, h.rebase)
     on(ui["discard"].click, h.discard)
-    for status in ("accepted", "rejected", "needs_fix"):
+    for status, *_ in DECISIONS:
         on(
             ui[status].click,
             lambda ctx, *values, status=status: h.decide(ctx, status, *values),
@@ -365,7 +380,7 @@ def wire_curate(ui: dict, h: Handlers, local_user: str, page_load) -> None:
     on(ui["history"].click, h.pick_history, event_key="rev")
     on(ui["revert"].click, h.revert)
     on(ui["output_pick"].input, h.pick_output, ("output_pick",))
-    on(ui["adopt"].click, h.adopt)
+    on(ui["adopt"].click, h.adopt, panels=EDITED)
 
 
 def build_app(store: Store, *, default_user: str | None = None, pictures: PictureFiles | None = None) -> gr.Blocks:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from db.store import ChainRevision, ConflictError, Sample, StaleRevisionError, StoreError
 from workbench import views
@@ -65,6 +66,10 @@ PANELS = (
     "f_run",
     "whoami",
 )
+# What a kind of action may change (a subset of PANELS): the page updates only those.
+TYPED = ("target", "message", "chain", "checks", "feedback", "accept")
+EDITED = (*TYPED, "annot", "depth", "strip", "picture_note", "step_text", "answer", "regions", "tools")
+LISTED = ("target", "message", "list", "count", "page_info")
 EMPTY_STORE = "This store has no samples yet: import some (sif import …), or try the demo (sif workbench --demo)."
 
 
@@ -436,8 +441,8 @@ class Handlers:
                 return self._next(ctx, sample, f"Sample {sample.id} was already {label}: nothing changed.")
             try:
                 self.wb.review(sample.id, status, ctx.curator, note or "", t.version, t.rev)
-            except StaleRevisionError as exc:
-                return self._stale(ctx, sample, t.rev, exc.current, label)
+            except StaleRevisionError:
+                return self._stale(ctx, sample, t.rev, self.store.current_chain(sample.id), label)
             except ConflictError as exc:
                 return self._review_conflict(ctx, sample.id, status, exc)
             done = f"{DECIDED[status]}: sample {sample.id}, revision {t.rev}."
@@ -459,7 +464,16 @@ class Handlers:
     def tab(self, ctx: Context, name: str) -> dict:
         t = ctx.target
         t.tab = name if name in TABS else "chain"
-        out = self._tab_panels(t, t.sample) if t.sample is not None else {}
+        sample = self._sample(ctx)
+        out: dict[str, Any] = {}
+        if sample is not None and t.tab in ("boxes", "checks"):
+            draft, _ = self.wb.draft_of(ctx.curator, sample, t.rev or None)
+            revision = self.store.current_chain(sample.id)
+            t.step = min(t.step, max(len(draft.steps) - 1, 0))
+            problems = revision.problems if revision else ()
+            out = self._open_tab(t, draft, self.wb.feedback(sample, draft.to_chain()), problems)
+        elif sample is not None:
+            out = self._tab_panels(t, sample.id)
         out["target"] = t.dump()
         return out
 
@@ -497,8 +511,8 @@ class Handlers:
             }
         try:
             r = self.wb.revert(sample.id, t.history_rev, ctx.curator, expected_rev=t.rev)
-        except ConflictError as exc:
-            return self._stale(ctx, sample, t.rev, exc.current, "reverted")
+        except ConflictError:
+            return self._stale(ctx, sample, t.rev, self.store.current_chain(sample.id), "reverted")
         except StoreError as exc:
             return {"history_msg": views.message(f"Not reverted: {exc}", "error")}
         t.history_rev = None
@@ -625,8 +639,8 @@ class Handlers:
             "target": t.dump(),
             "chain": views.chain(draft, k, window(len(draft.steps), k, DRAW_WINDOW), preview, dirty=draft.dirty),
             "checks": views.checks_line(preview),
-            "feedback": views.feedback(preview, dirty=draft.dirty),
             "accept": SAVE_AND_ACCEPT if draft.dirty else ACCEPT,
+            **self._open_tab(t, draft, preview),
         }
 
     def _stale(self, ctx: Context, sample: Sample, shown: int, current: ChainRevision | None, label: str) -> dict:
@@ -651,6 +665,7 @@ class Handlers:
     def _edit_conflict(self, ctx: Context, sample: Sample, draft: Draft, exc: ConflictError) -> dict:
         self.wb.keep_draft(ctx.curator, draft, ctx.target.step)
         theirs = exc.current
+        assert isinstance(theirs, ChainRevision)
         out = _msg(
             f"Conflict — not saved. {exc}. Your edit is kept; compare it with theirs below, then keep yours on "
             "top of theirs or discard it.",
@@ -666,7 +681,7 @@ class Handlers:
         t.sample, t.rev, t.version, t.step, t.layout, t.draft, t.page = None, 0, 0, 0, 0, False, 0
         empty = self.store.count() == 0
         text = text or (EMPTY_STORE if empty else "No sample matches these filters.")
-        out = {
+        out: dict[str, Any] = {
             "target": t.dump(),
             "info": views.empty_info(text),
             "annot": None,
@@ -737,7 +752,7 @@ class Handlers:
         ctx.target = t
         log = self.store.review_log(sample_id) if review.version else []
         earlier = next((r for r in reversed(log[:-1]) if r.status != "pending"), None)
-        out = {
+        out: dict[str, Any] = {
             "info": views.info(sample, revision, review, draft, earlier=earlier),
             "review_note": review.note if review.status != "pending" else "",
             "conflict": update(visible=False, value=None),
@@ -774,23 +789,32 @@ class Handlers:
         t.step, t.layout, t.draft = k, draft.layout, draft.dirty
         chain = draft.to_chain()
         preview = self.wb.feedback(sample, chain)
-        out = self._pictures(ctx, sample, draft, k, with_editor=with_editor, chain=chain)
+        out: dict[str, Any] = self._pictures(ctx, sample, draft, k, with_editor=with_editor, chain=chain)
         out.update(
             {
                 "target": t.dump(),
                 "chain": views.chain(draft, k, out.pop("_drawn"), preview, dirty=draft.dirty),
                 "checks": views.checks_line(preview),
-                "feedback": views.feedback(preview, stored_problems, dirty=draft.dirty),
                 "step_text": update(
                     value=draft.steps[k].text if draft.steps else "",
                     label=f"Step {k + 1} text" if draft.steps else "Step text (no steps yet)",
                 ),
                 "answer": draft.answer,
-                "regions": draft.table_rows(k),
                 "accept": SAVE_AND_ACCEPT if draft.dirty else ACCEPT,
             }
         )
+        out.update(self._open_tab(t, draft, preview, stored_problems))
         return out
+
+    @staticmethod
+    def _open_tab(t: Target, draft: Draft, preview, stored_problems=()) -> dict:
+        """The boxes table or the checks, when their tab is the one shown (hidden tabs are drawn
+        when opened, so a key press redraws only what is on screen)."""
+        if t.tab == "boxes":
+            return {"regions": draft.table_rows(t.step)}
+        if t.tab == "checks":
+            return {"feedback": views.feedback(preview, stored_problems, dirty=draft.dirty)}
+        return {}
 
     def _pictures(
         self, ctx: Context, sample: Sample, draft: Draft, k: int, *, with_editor: bool = True, chain=None
@@ -811,7 +835,7 @@ class Handlers:
             notes.append(f"Steps {v.drawn.start + 1}–{v.drawn.stop} of {n} drawn (around the selected step).")
         if n:
             notes.append(f"Drag, resize or draw step {k + 1}'s boxes on the picture (Delete removes the selected box).")
-        out = {
+        out: dict[str, Any] = {
             "depth": self.pictures.write(v.depth, f"{tag}-depth"),
             "strip": self.pictures.write(v.strip, f"{tag}-strip"),
             "picture_note": views.esc(" ".join(notes)),
