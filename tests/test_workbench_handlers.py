@@ -13,7 +13,18 @@ import pytest
 
 from db.store import Store
 from sif.chain import Chain, Region, Step
-from workbench.handlers import ACCEPT, EDITED, LISTED, PANELS, SAVE_AND_ACCEPT, TYPED, Context, Handlers, Target
+from workbench.handlers import (
+    ACCEPT,
+    EDITED,
+    LISTED,
+    PANELS,
+    SAVE_AND_ACCEPT,
+    SCREEN,
+    TYPED,
+    Context,
+    Handlers,
+    Target,
+)
 from workbench.render import DRAW_WINDOW, STRIP_WINDOW, PictureFiles
 from workbench.service import Filters, Workbench
 
@@ -308,3 +319,10 @@ def test_each_kind_of_action_changes_only_its_panels(h):
         assert set(out) <= set(EDITED)
     assert set(h.turn_page(ctx(screen), 1)) <= set(LISTED)
     assert set(h.load(ctx())) <= set(PANELS)
+    for out in (
+        h.decide(ctx(screen), "accepted"),
+        h.filter(ctx(screen)),
+        h.move(ctx(screen), 1),
+        h.tab(ctx(screen), "history"),
+    ):
+        assert set(out) <= set(SCREEN)

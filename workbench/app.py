@@ -26,6 +26,7 @@ from workbench.handlers import (
     EDITED,
     LISTED,
     PANELS,
+    SCREEN,
     SELECTED_STEP,
     TYPED,
     Context,
@@ -310,7 +311,7 @@ def wire_curate(ui: dict, h: Handlers, local_user: str, page_load) -> None:
         )
         return Context(curator, Target.parse(target), filters, show == SELECTED_STEP, bool(show_gt), bool(stay))
 
-    def on(trigger, fn, extras=(), *, event_key: str | None = None, mode: str = "multiple", panels: tuple = PANELS):
+    def on(trigger, fn, extras=(), *, event_key: str | None = None, mode: str = "multiple", panels: tuple = SCREEN):
         """`fn(ctx, *extras)` (plus the clicked element's `event_key` for HTML clicks) on `trigger`;
         it may change `panels`."""
         n = len(context)
@@ -339,7 +340,7 @@ def wire_curate(ui: dict, h: Handlers, local_user: str, page_load) -> None:
         )
 
     screen_texts = ("step_text", "answer")
-    on(page_load, h.load)
+    on(page_load, h.load, panels=PANELS)
     for name in ("f_status", "f_dataset", "f_valid", "f_origin", "f_run", "f_sort", "f_drafts"):
         on(ui[name].input, h.filter, screen_texts)
     on(ui["search"].submit, h.filter, screen_texts)

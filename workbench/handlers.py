@@ -67,6 +67,7 @@ PANELS = (
     "whoami",
 )
 # What a kind of action may change (a subset of PANELS): the page updates only those.
+SCREEN = tuple(p for p in PANELS if p not in ("f_dataset", "f_run", "whoami"))  # all but what loading sets
 TYPED = ("target", "message", "chain", "checks", "feedback", "accept")
 EDITED = (*TYPED, "annot", "depth", "strip", "picture_note", "step_text", "answer", "regions", "tools")
 LISTED = ("target", "message", "list", "count", "page_info")
