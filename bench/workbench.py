@@ -34,7 +34,7 @@ from sif.depth import clear_depth_cache
 from sif.paths import sif_home
 from sif.synthetic import make_dataset
 from workbench import render
-from workbench.handlers import Handlers
+from workbench.handlers import Context, Handlers
 from workbench.service import SORTS, Filters, Workbench
 
 SCENES = 48  # fewer than the depth cache holds, so building the store decodes each map once
@@ -218,8 +218,9 @@ def main() -> None:
         wb = Workbench(store)
         rng = np.random.default_rng(0)
         ids = [int(v) for v in rng.integers(1, args.n + 1, size=args.repeats)]
-        wb.open(ids[0])  # import warm-up
-        server = timed(lambda i: wb.open(ids[i]), args.repeats)
+        handlers = Handlers(wb, render.PictureFiles(Path(tmp) / "pictures"))
+        handlers.open_sample(Context("bench"), ids[0])  # import warm-up
+        server = timed(lambda i: handlers.open_sample(Context("bench"), ids[i]), args.repeats)
         ours = timed(lambda i: wb.browse(FILTERS[i % len(FILTERS)]), args.repeats)
         scan = timed(lambda i: python_scan_filter(store, FILTERS[i % len(FILTERS)]), max(5, args.repeats // 4))
 
@@ -256,7 +257,7 @@ def main() -> None:
         f"  open a sample (row click)     {med(opens):7.1f} ms   target ≤ {OPEN_TARGET_MS} ms  "
         f"{verdict(med(opens), OPEN_TARGET_MS)}   (baseline, caches cleared: {med(cold_opens):.1f} ms)"
     )
-    print(f"  open, server side only        {med(server):7.1f} ms")
+    print(f"  open, the handler alone       {med(server):7.1f} ms   (what the server spends of it)")
     print(
         f"  filter + count + page         {med(ours):7.1f} ms   target ≤ {FILTER_TARGET_MS} ms  "
         f"{verdict(med(ours), FILTER_TARGET_MS)}   (baseline, Python scan: {med(scan):.1f} ms)"

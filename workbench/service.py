@@ -32,7 +32,6 @@ SORTS = {  # label → (store sort key, descending)
     "chain length ↓": ("n_steps", True),
 }
 VALIDITY = {ANY: None, "valid": True, "invalid": False}
-BROWSE_HEADERS = ["id", "dataset", "status", "valid", "origin", "rev", "steps", "final HIoU", "depth ok", "question"]
 
 
 @dataclass
@@ -69,6 +68,9 @@ class Filters:
 
 @dataclass
 class Page:
+    """A page of the filtered, sorted list: `samples`, and the same as table `rows` (id, dataset,
+    status, valid, origin, rev, steps, final HIoU, depth ok, question)."""
+
     rows: list[list]
     ids: list[int]
     total: int
