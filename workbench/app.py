@@ -58,6 +58,9 @@ DECISIONS = (  # status, label, elem_id, variant
     ("rejected", "Reject (x)", "wb-reject", "secondary"),
     ("needs_fix", "Needs fix (f)", "wb-needs-fix", "secondary"),
 )
+SHOW_CHAIN_TAB = (
+    "() => { const tab = [...document.querySelectorAll('#wb-tools [role=tab]')][0]; if (tab) tab.click(); }"
+)
 CONTEXT = ("target", "f_status", "f_dataset", "f_valid", "f_origin", "f_run", "search", "f_sort", "f_drafts")
 VIEW = ("show", "show_gt", "stay")
 
@@ -143,8 +146,7 @@ def look_panel() -> dict:
 
 def sample_panel() -> dict:
     ui = {"info": gr.HTML(elem_id="wb-info")}
-    with gr.Tabs(elem_id="wb-tools") as tools:
-        ui["tools"] = tools
+    with gr.Tabs(elem_id="wb-tools"):
         with gr.Tab("Chain", id="chain") as t:
             ui["tab_chain"] = t
             ui["chain"] = _clickable("wb-chain", "data-step", "step", ".wb-selected")
@@ -275,8 +277,8 @@ def stats_tab(handlers: Handlers) -> None:
     def on_stats():
         return {outputs[k]: v for k, v in handlers.stats().items()}
 
-    refresh.click(on_stats, None, list(outputs.values()))
-    tab.select(on_stats, None, list(outputs.values()))
+    for trigger in (refresh.click, tab.select):
+        trigger(on_stats, None, list(outputs.values()), show_progress_on=[summary])
 
 
 def keys_tab() -> None:
@@ -329,7 +331,7 @@ def wire_curate(ui: dict, h: Handlers, local_user: str, page_load) -> None:
             """An HTML list or picture was clicked: `fn` gets what was clicked first."""
             return to_gradio(fn(make_context(values[:n], request), evt._data.get(event_key), *values[n:]))
 
-        trigger(
+        return trigger(
             run if event_key is None else run_clicked,
             [*context, *extra_inputs],
             outputs,
@@ -337,6 +339,9 @@ def wire_curate(ui: dict, h: Handlers, local_user: str, page_load) -> None:
             concurrency_id=CURATE,
             concurrency_limit=1,
             show_progress="hidden",
+            # Only the hidden target tracks progress: the page snapshots every component that
+            # does, at every status change of every action.
+            show_progress_on=[ui["target"]],
         )
 
     screen_texts = ("step_text", "answer")
@@ -381,7 +386,9 @@ def wire_curate(ui: dict, h: Handlers, local_user: str, page_load) -> None:
     on(ui["history"].click, h.pick_history, event_key="rev")
     on(ui["revert"].click, h.revert)
     on(ui["output_pick"].input, h.pick_output, ("output_pick",))
-    on(ui["adopt"].click, h.adopt, panels=EDITED)
+    # Then the Chain tab, clicked in the page: a Tabs output would make the page copy its whole
+    # subtree at every status change of every action.
+    on(ui["adopt"].click, h.adopt, panels=EDITED).then(None, js=SHOW_CHAIN_TAB)
 
 
 def build_app(store: Store, *, default_user: str | None = None, pictures: PictureFiles | None = None) -> gr.Blocks:
@@ -422,6 +429,7 @@ def launch(
         css=CSS,
         footer_links=[],
         show_error=True,
+        run_history=False,  # Gradio would copy every action's inputs and outputs into the browser's storage
         auth_message="SIF Workbench: sign in as a curator" if auth else None,
         **policy.launch_kwargs(),
     )

@@ -61,7 +61,6 @@ PANELS = (
     "out_strip",
     "out_text",
     "out_feedback",
-    "tools",
     "f_dataset",
     "f_run",
     "whoami",
@@ -69,7 +68,7 @@ PANELS = (
 # What a kind of action may change (a subset of PANELS): the page updates only those.
 SCREEN = tuple(p for p in PANELS if p not in ("f_dataset", "f_run", "whoami"))  # all but what loading sets
 TYPED = ("target", "message", "chain", "checks", "feedback", "accept")
-EDITED = (*TYPED, "annot", "depth", "strip", "picture_note", "step_text", "answer", "regions", "tools")
+EDITED = (*TYPED, "annot", "depth", "strip", "picture_note", "step_text", "answer", "regions")
 LISTED = ("target", "message", "list", "count", "page_info")
 EMPTY_STORE = "This store has no samples yet: import some (sif import …), or try the demo (sif workbench --demo)."
 
@@ -534,7 +533,8 @@ class Handlers:
         return out
 
     def adopt(self, ctx: Context) -> dict:
-        """Load the chosen model output into the editor (as an unsaved edit of the revision on screen)."""
+        """Load the chosen model output into the editor (as an unsaved edit of the revision on
+        screen); the page then shows the Chain tab."""
         t = ctx.target
         sample = self._sample(ctx)
         if sample is None:
@@ -550,10 +550,6 @@ class Handlers:
         out.update(
             _msg(f"Loaded {chosen.origin} rev {chosen.rev} of run {chosen.run_id} into the editor; save to keep it.")
         )
-        out["tools"] = update(selected="chain")
-        t = Target.parse(out["target"])
-        t.tab = "chain"
-        out["target"] = t.dump()
         return out
 
     def stats(self) -> dict:
