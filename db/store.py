@@ -1033,18 +1033,9 @@ class Store:
         filters (a sample just reviewed out of a status filter still marks the position)."""
         if delta == 0:
             return sample_id
-        order = _Order(sort, descending)
-        key = self.conn.execute(
-            f"SELECT {', '.join(order.keys)} FROM sample_index i WHERE i.sample_id = ?", [sample_id]
-        ).fetchone()
-        if key is None:
-            raise StoreError(f"no sample with id {sample_id}")
-        forward = delta > 0
-        f = self._filters(**filters)
-        f.where.append(order.after(forward))
-        f.params.extend(key)
+        order, f = self._from(sample_id, sort, descending, forward=delta > 0, **filters)
         sql = (
-            f"SELECT i.sample_id FROM sample_index i{self._where(f)} ORDER BY {order.sql(reverse=not forward)}"
+            f"SELECT i.sample_id FROM sample_index i{self._where(f)} ORDER BY {order.sql(reverse=delta < 0)}"
             " LIMIT 1 OFFSET ?"
         )
         row = self.conn.execute(sql, [*f.params, abs(delta) - 1]).fetchone()
@@ -1052,6 +1043,11 @@ class Store:
 
     def position(self, sample_id: int, *, sort: str = "id", descending: bool = False, **filters) -> int:
         """How many matching samples come before `sample_id` in the order `query` gives."""
+        _, f = self._from(sample_id, sort, descending, forward=False, **filters)
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM sample_index i{self._where(f)}", f.params).fetchone()[0])
+
+    def _from(self, sample_id: int, sort: str, descending: bool, *, forward: bool, **filters):
+        """The order, and the filters plus "after (or before) `sample_id` in that order"."""
         order = _Order(sort, descending)
         key = self.conn.execute(
             f"SELECT {', '.join(order.keys)} FROM sample_index i WHERE i.sample_id = ?", [sample_id]
@@ -1059,9 +1055,9 @@ class Store:
         if key is None:
             raise StoreError(f"no sample with id {sample_id}")
         f = self._filters(**filters)
-        f.where.append(order.after(False))
+        f.where.append(order.after(forward))
         f.params.extend(key)
-        return int(self.conn.execute(f"SELECT COUNT(*) FROM sample_index i{self._where(f)}", f.params).fetchone()[0])
+        return order, f
 
     def count(self, **filters) -> int:
         """How many samples match the filters (those of `query`)."""
