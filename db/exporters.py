@@ -126,7 +126,8 @@ def _json_list(sink: _Sink, records: Iterable[dict]) -> None:
 
 
 def _select(store: Store, statuses, split: str | None):
-    """(sample, current chain text or None, valid) for the samples that pass the filters."""
+    """(sample, chain text or None, valid) for the samples that pass the filters: the revision a
+    decision was made on (the one accepted, say), else the current chain."""
     where, params = [], []
     if statuses:
         where.append(f"i.status IN ({','.join('?' * len(statuses))})")
@@ -138,7 +139,9 @@ def _select(store: Store, statuses, split: str | None):
         params.append(split)
     sql = (
         "SELECT s.*, c.text AS chain_text, c.valid AS chain_valid FROM sample_index i"
-        " JOIN samples s ON s.id = i.sample_id LEFT JOIN chain_revisions c ON c.id = i.revision_id"
+        " JOIN samples s ON s.id = i.sample_id LEFT JOIN reviews r ON r.sample_id = i.sample_id"
+        " LEFT JOIN chain_revisions c ON c.id = CASE WHEN i.status != 'pending' AND r.rev IS NOT NULL"
+        " THEN (SELECT id FROM chain_revisions WHERE sample_id = i.sample_id AND rev = r.rev) ELSE i.revision_id END"
         f" WHERE {' AND '.join(where)} ORDER BY s.id"
     )
     for row in store.conn.execute(sql, params):

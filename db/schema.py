@@ -6,13 +6,16 @@ maintained by triggers so that every write updates it in the same transaction, a
 it from the rows already there. Chain revisions are append-only: triggers refuse UPDATE/DELETE (only the cached
 `depth_ok`, derived from the sample's depth map, may be refreshed). Migration 4 lets a bulk
 writer defer those triggers for the samples it creates and build their rows set-based
-(`index_deferred_samples`) before it commits. Migration 5 keeps each eval record's scores.
-Migration 6 records each dataset's reading of its gray depth pictures.
+(`index_deferred_samples`) before it commits. Migration 5 binds a review to the revision it
+was made on (a curated revision added later reopens the sample, the decision stays in the log)
+and keeps each curator's unsaved edits (`drafts`); 6 records each dataset's reading of its gray
+depth pictures; 7 keeps the samples a run could not process; 8 each eval record's scores.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -246,25 +249,85 @@ def m004_deferrable_index_triggers(db: Database) -> None:
     )
 
 
-@migrations(name="m005_eval_records")
-def m005_eval_records(db: Database) -> None:
-    """Each eval record's scores, kept with the run (the workbench lists a run's wrong predictions,
-    `sif eval merge` reads a shard's scores); rewritten whenever the run is scored."""
+REVIEW_COLUMNS = "sample_id, status, reviewer, note, updated_at, version, rev"
+DECISIONS_SQL = "('accepted', 'rejected', 'needs_fix')"
+
+
+@migrations(name="m005_reviews_pinned_to_revisions")
+def m005_reviews_pinned_to_revisions(db: Database) -> None:
+    """A review records the revision it was made on (`rev`; 0 when the sample had no chain), in
+    `reviews` and `review_log`. A curated revision added after a decision sets the review back
+    to pending (signed by the revision's author, saying why), so a decision never carries over
+    to a chain nobody reviewed; the decision itself stays in the log. Existing reviews are
+    bound to the revision that was current when they were saved, and one that a later
+    revision overtook is reopened the same way. `drafts` keeps each curator's unsaved edit of
+    a sample (the editor's state as JSON, and the revision it started from)."""
+    reopen = (
+        "UPDATE reviews SET status = 'pending', reviewer = {author},"
+        " note = 'reopened: revision ' || {rev} || ' (' || {origin} || ') came after the ' || status"
+        " || ' decision on revision ' || COALESCE(rev, 0), updated_at = {at}, version = version + 1, rev = {rev}"
+    )
+    reviewed_rev = (
+        "COALESCE((SELECT MAX(c.rev) FROM chain_revisions c WHERE c.sample_id = {t}.sample_id"
+        f" AND c.origin IN {_CURATED_SQL} AND c.created_at <= {{t}}.updated_at), 0)"
+    )
     _execute_script(
         db,
-        """
-        CREATE TABLE eval_records (
-            run_id TEXT NOT NULL REFERENCES runs(id),
+        f"""
+        ALTER TABLE reviews ADD COLUMN rev INTEGER;
+        ALTER TABLE review_log ADD COLUMN rev INTEGER;
+        DROP TRIGGER reviews_log_insert;
+        DROP TRIGGER reviews_log_update;
+        UPDATE reviews SET rev = {reviewed_rev.format(t="reviews")};
+        UPDATE review_log SET rev = {reviewed_rev.format(t="review_log")};
+        CREATE TRIGGER reviews_log_insert AFTER INSERT ON reviews BEGIN
+            INSERT INTO review_log ({REVIEW_COLUMNS})
+            VALUES (NEW.sample_id, NEW.status, NEW.reviewer, NEW.note, NEW.updated_at, NEW.version, NEW.rev);
+        END;
+        CREATE TRIGGER reviews_log_update AFTER UPDATE ON reviews BEGIN
+            INSERT INTO review_log ({REVIEW_COLUMNS})
+            VALUES (NEW.sample_id, NEW.status, NEW.reviewer, NEW.note, NEW.updated_at, NEW.version, NEW.rev);
+        END;
+        CREATE INDEX review_log_sample ON review_log(sample_id, id);
+        {
+            reopen.format(
+                author="'migration'",
+                rev="(SELECT MAX(c.rev) FROM chain_revisions c WHERE c.sample_id = reviews.sample_id"
+                f" AND c.origin IN {_CURATED_SQL})",
+                origin="'later'",
+                at=f"'{datetime.now(UTC).isoformat(timespec='microseconds')}'",
+            )
+        }
+        WHERE status IN {DECISIONS_SQL} AND rev < (SELECT MAX(c.rev) FROM chain_revisions c
+            WHERE c.sample_id = reviews.sample_id AND c.origin IN {_CURATED_SQL});
+        CREATE TRIGGER chain_revisions_reopen_review AFTER INSERT ON chain_revisions
+        WHEN NEW.origin IN {_CURATED_SQL} BEGIN
+            {reopen.format(author="NEW.author", rev="NEW.rev", origin="NEW.origin", at="NEW.created_at")}
+            WHERE sample_id = NEW.sample_id AND status IN {DECISIONS_SQL};
+        END;
+        CREATE TABLE drafts (
+            curator TEXT NOT NULL,
             sample_id INTEGER NOT NULL REFERENCES samples(id),
-            record_id TEXT NOT NULL,
-            category TEXT NOT NULL,
-            failed INTEGER NOT NULL,
-            correct INTEGER,
-            scores TEXT NOT NULL,
-            PRIMARY KEY (run_id, sample_id)
+            base_rev INTEGER,
+            draft TEXT NOT NULL,
+            step INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (curator, sample_id)
         );
-        CREATE INDEX eval_records_wrong ON eval_records(run_id, correct, sample_id);
+        CREATE INDEX drafts_sample ON drafts(sample_id);
         """,
+    )
+
+
+@migrations(name="m006_depth_conventions")
+def m006_depth_conventions(db: Database) -> None:
+    """Per dataset, how its gray depth pictures are read (`gray_disparity`, FORMATS §2, or
+    `gray_depth`, the reference code's v/255), decided at import from the chains' recorded
+    depths, with the evidence, so that depth checks and the depth reward read the maps the way
+    the data was made."""
+    db.execute(
+        "CREATE TABLE depth_conventions (dataset TEXT PRIMARY KEY, encoding TEXT NOT NULL,"
+        " evidence TEXT NOT NULL DEFAULT '{}', decided_at TEXT NOT NULL)"
     )
 
 
@@ -288,15 +351,25 @@ def m007_run_failures(db: Database) -> None:
     )
 
 
-@migrations(name="m006_depth_conventions")
-def m006_depth_conventions(db: Database) -> None:
-    """Per dataset, how its gray depth pictures are read (`gray_disparity`, FORMATS §2, or
-    `gray_depth`, the reference code's v/255), decided at import from the chains' recorded
-    depths, with the evidence, so that depth checks and the depth reward read the maps the way
-    the data was made."""
-    db.execute(
-        "CREATE TABLE depth_conventions (dataset TEXT PRIMARY KEY, encoding TEXT NOT NULL,"
-        " evidence TEXT NOT NULL DEFAULT '{}', decided_at TEXT NOT NULL)"
+@migrations(name="m008_eval_records")
+def m008_eval_records(db: Database) -> None:
+    """Each eval record's scores, kept with the run (the workbench lists a run's wrong predictions,
+    `sif eval merge` reads a shard's scores); rewritten whenever the run is scored."""
+    _execute_script(
+        db,
+        """
+        CREATE TABLE eval_records (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            sample_id INTEGER NOT NULL REFERENCES samples(id),
+            record_id TEXT NOT NULL,
+            category TEXT NOT NULL,
+            failed INTEGER NOT NULL,
+            correct INTEGER,
+            scores TEXT NOT NULL,
+            PRIMARY KEY (run_id, sample_id)
+        );
+        CREATE INDEX eval_records_wrong ON eval_records(run_id, correct, sample_id);
+        """,
     )
 
 

@@ -82,7 +82,7 @@ class ConflictError(StoreError):
     """A review or edit saved against a stale version; nothing was overwritten. `current` is what
     is stored (the Review, or the current ChainRevision for an edit)."""
 
-    def __init__(self, message: str, current: Review | ChainRevision):
+    def __init__(self, message: str, current: Review | ChainRevision | None):
         super().__init__(message)
         self.current = current
 
@@ -135,6 +135,24 @@ class Review:
     note: str
     updated_at: str
     version: int
+    rev: int | None = None  # the revision the decision was made on (0: the sample had no chain)
+
+
+class StaleRevisionError(ConflictError):
+    """A review made on a revision that is no longer the sample's current one; nothing was saved.
+    `current` is the current ChainRevision (None: the sample has no chain)."""
+
+
+@dataclass
+class StoredDraft:
+    """A curator's unsaved edit of a sample: the editor's state as JSON, made on `base_rev`."""
+
+    curator: str
+    sample_id: int
+    base_rev: int | None
+    data: dict
+    step: int
+    updated_at: str
 
 
 @dataclass
@@ -251,6 +269,7 @@ class _Filters:
     run_id: str | None = None
     text: str | None = None
     split: str | None = None
+    draft_of: str | None = None
     where: list[str] = field(default_factory=list)
     params: list = field(default_factory=list)
 
@@ -305,6 +324,38 @@ def brief(text: str, limit: int = 80) -> str:
 def content_hash(dataset: str, source_id: str, image: str, question: str, answer: str, gt_boxes) -> str:
     key = [dataset, source_id, image, question, answer, [[round(v, 6) for v in b] for b in gt_boxes]]
     return hashlib.sha256(_dumps(key).encode()).hexdigest()
+
+
+class _Order:
+    """The order `Store.query` sorts by: its ORDER BY, and the row value of key expressions that
+    grows along it (NULLs last), so a neighbour or a position is one keyset query."""
+
+    def __init__(self, sort: str, descending: bool):
+        if sort not in SORT_KEYS:
+            raise StoreError(f"sort: {sort!r} is not one of {', '.join(SORT_KEYS)}")
+        self.descending = descending != (sort == "newest")
+        column = SORT_KEYS[sort]
+        if column == "i.sample_id":
+            self.terms, self.keys = [(column, self.descending)], [column]
+        elif self.descending or sort not in NULLABLE_SORT_COLUMNS:  # NULLs already last in DESC: plain index
+            self.terms = [(column, self.descending), ("i.sample_id", self.descending)]
+            self.keys = (
+                [f"{column} IS NOT NULL", f"IFNULL({column}, 0)", "i.sample_id"]
+                if sort in NULLABLE_SORT_COLUMNS
+                else [column, "i.sample_id"]
+            )
+        else:  # NULLs last: matches the (column IS NULL, column, sample_id) index
+            self.terms = [(f"{column} IS NULL", False), (column, False), ("i.sample_id", False)]
+            self.keys = [f"{column} IS NULL", f"IFNULL({column}, 0)", "i.sample_id"]
+
+    def sql(self, *, reverse: bool = False) -> str:
+        return ", ".join(f"{t} {'DESC' if desc != reverse else 'ASC'}" for t, desc in self.terms)
+
+    def after(self, forward: bool) -> str:
+        """A condition on the key row value (parameters: the reference sample's key) that holds
+        for the samples after it (`forward`) or before it."""
+        op = ">" if forward != self.descending else "<"
+        return f"({', '.join(self.keys)}) {op} ({', '.join('?' * len(self.keys))})"
 
 
 class Store:
@@ -931,6 +982,12 @@ class Store:
         ).fetchone()
         return None if row is None else self._revision(row)
 
+    def get_revision(self, sample_id: int, rev: int) -> ChainRevision | None:
+        row = self.conn.execute(
+            "SELECT * FROM chain_revisions WHERE sample_id = ? AND rev = ?", [sample_id, rev]
+        ).fetchone()
+        return None if row is None else self._revision(row)
+
     def history(self, sample_id: int) -> list[ChainRevision]:
         """Every revision of every origin, oldest first."""
         rows = self.conn.execute("SELECT * FROM chain_revisions WHERE sample_id = ? ORDER BY rev", [sample_id])
@@ -955,14 +1012,12 @@ class Store:
         )
         return {int(sid): text for sid, text in rows}
 
-    def revert(self, sample_id: int, rev: int, *, author: str) -> ChainRevision:
-        """Make revision `rev` current again, as a new `edited` revision (history is never rewritten)."""
-        row = self.conn.execute(
-            "SELECT * FROM chain_revisions WHERE sample_id = ? AND rev = ?", [sample_id, rev]
-        ).fetchone()
-        if row is None:
+    def revert(self, sample_id: int, rev: int, *, author: str, expected_rev: int | None = None) -> ChainRevision:
+        """Make revision `rev` current again, as a new `edited` revision (history is never rewritten);
+        with `expected_rev`, refused (ConflictError) when the current revision is another one."""
+        old = self.get_revision(sample_id, rev)
+        if old is None:
             raise StoreError(f"sample {sample_id} has no revision {rev}")
-        old = self._revision(row)
         return self.add_revision(
             sample_id,
             old.raw_text if old.raw_text is not None else old.text,
@@ -970,6 +1025,7 @@ class Store:
             author=author,
             parent=rev,
             note=f"revert to revision {rev}",
+            expected_rev=expected_rev,
         )
 
     # ------------------------------------------------------------ reviews
@@ -980,12 +1036,27 @@ class Store:
         if row is None:
             self.get_sample(sample_id)
             return Review(sample_id, "pending", "", "", "", 0)
-        return Review(row["sample_id"], row["status"], row["reviewer"], row["note"], row["updated_at"], row["version"])
+        return _review(row)
+
+    def review_log(self, sample_id: int) -> list[Review]:
+        """Every review the sample had (decisions and reopenings), oldest first."""
+        rows = self.conn.execute("SELECT * FROM review_log WHERE sample_id = ? ORDER BY id", [sample_id])
+        return [_review(r) for r in rows]
 
     def set_review(
-        self, sample_id: int, status: str, *, reviewer: str, note: str = "", expected_version: int
+        self,
+        sample_id: int,
+        status: str,
+        *,
+        reviewer: str,
+        note: str = "",
+        expected_version: int,
+        rev: int | None = None,
     ) -> Review:
-        """Save a review made against `expected_version`; a stale version raises ConflictError."""
+        """Save a review made against `expected_version` of the review and revision `rev` of the
+        chain (0: the sample has no chain; None: whatever is current, for scripts). A stale
+        version raises ConflictError, a `rev` that is not the current revision
+        StaleRevisionError; nothing is saved then."""
         if status not in STATUSES:
             raise StoreError(f"status: {status!r} is not one of {', '.join(STATUSES)}")
         if not reviewer:
@@ -999,14 +1070,62 @@ class Store:
                     f"{expected_version}, the store holds version {current.version}{who}; reload and try again",
                     current,
                 )
-            review = Review(sample_id, status, reviewer, note or "", now(), current.version + 1)
+            current_rev = self._current_rev(sample_id) or 0
+            if rev is not None and rev != current_rev:
+                chain = self.current_chain(sample_id)
+                now_is = f"{chain.rev} ({chain.origin} by {chain.author})" if chain else "none"
+                raise StaleRevisionError(
+                    f"sample {sample_id}: you reviewed revision {rev}, but the current revision is {now_is}; "
+                    "nothing was saved",
+                    chain,
+                )
+            review = Review(sample_id, status, reviewer, note or "", now(), current.version + 1, current_rev)
             conn.execute(
-                "INSERT INTO reviews (sample_id, status, reviewer, note, updated_at, version) VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (sample_id) DO UPDATE SET status = excluded.status, reviewer = excluded.reviewer,"
-                " note = excluded.note, updated_at = excluded.updated_at, version = excluded.version",
-                [sample_id, status, reviewer, review.note, review.updated_at, review.version],
+                "INSERT INTO reviews (sample_id, status, reviewer, note, updated_at, version, rev)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sample_id) DO UPDATE SET status = excluded.status,"
+                " reviewer = excluded.reviewer, note = excluded.note, updated_at = excluded.updated_at,"
+                " version = excluded.version, rev = excluded.rev",
+                [sample_id, status, reviewer, review.note, review.updated_at, review.version, current_rev],
             )
         return review
+
+    # ------------------------------------------------------------ drafts
+
+    def get_draft(self, curator: str, sample_id: int) -> StoredDraft | None:
+        row = self.conn.execute(
+            "SELECT * FROM drafts WHERE curator = ? AND sample_id = ?", [curator, sample_id]
+        ).fetchone()
+        if row is None:
+            return None
+        return StoredDraft(
+            row["curator"], row["sample_id"], row["base_rev"], json.loads(row["draft"]), row["step"], row["updated_at"]
+        )
+
+    def put_draft(self, curator: str, sample_id: int, *, base_rev: int | None, data: dict, step: int = 0) -> None:
+        """Keep `curator`'s unsaved edit of the sample (one per curator and sample; replaces the last)."""
+        if not curator:
+            raise StoreError("curator: must not be empty")
+        with self.transaction(savepoint=False) as conn:
+            conn.execute(
+                "INSERT INTO drafts (curator, sample_id, base_rev, draft, step, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (curator, sample_id) DO UPDATE SET base_rev = excluded.base_rev,"
+                " draft = excluded.draft, step = excluded.step, updated_at = excluded.updated_at",
+                [curator, sample_id, base_rev, _dumps(data), int(step), now()],
+            )
+
+    def drop_draft(self, curator: str, sample_id: int) -> None:
+        with self.transaction(savepoint=False) as conn:
+            conn.execute("DELETE FROM drafts WHERE curator = ? AND sample_id = ?", [curator, sample_id])
+
+    def drafted(self, curator: str, sample_ids: list[int]) -> set[int]:
+        """Which of `sample_ids` `curator` has an unsaved draft of."""
+        if not sample_ids:
+            return set()
+        marks = ",".join("?" * len(sample_ids))
+        rows = self.conn.execute(
+            f"SELECT sample_id FROM drafts WHERE curator = ? AND sample_id IN ({marks})", [curator, *sample_ids]
+        )
+        return {r[0] for r in rows}
 
     # ------------------------------------------------------------ queries
 
@@ -1041,6 +1160,9 @@ class Store:
         if f.text:
             f.where.append("i.sample_id IN (SELECT rowid FROM samples_fts WHERE samples_fts MATCH ?)")
             f.params.append(fts_query(f.text))
+        if f.draft_of is not None:
+            f.where.append("i.sample_id IN (SELECT sample_id FROM drafts WHERE curator = ?)")
+            f.params.append(f.draft_of)
         return f
 
     @staticmethod
@@ -1048,41 +1170,20 @@ class Store:
         return (" WHERE " + " AND ".join(f.where)) if f.where else ""
 
     def query(
-        self,
-        *,
-        status=None,
-        dataset=None,
-        valid=None,
-        origin=None,
-        run_id=None,
-        text=None,
-        split=None,
-        sort: str = "id",
-        descending: bool = False,
-        limit: int = 50,
-        offset: int = 0,
+        self, *, sort: str = "id", descending: bool = False, limit: int = 50, offset: int = 0, **filters
     ) -> list[SampleRow]:
         """Samples matching every given filter, sorted (NULLs last) and paged.
 
-        `origin` is the current chain's origin ("none": no chain yet); `rollout`/`prediction` match
-        samples that have such revisions. `text` is full-text search over question, answer and chain."""
-        if sort not in SORT_KEYS:
-            raise StoreError(f"sort: {sort!r} is not one of {', '.join(SORT_KEYS)}")
-        f = self._filters(
-            status=status, dataset=dataset, valid=valid, origin=origin, run_id=run_id, text=text, split=split
-        )
-        direction = "DESC" if descending != (sort == "newest") else "ASC"
-        column = SORT_KEYS[sort]
-        if column == "i.sample_id":
-            order = f"{column} {direction}"
-        elif direction == "DESC" or sort not in NULLABLE_SORT_COLUMNS:  # NULLs already last: plain index
-            order = f"{column} {direction}, i.sample_id {direction}"
-        else:  # NULLs last: matches the (column IS NULL, column, sample_id) index
-            order = f"{column} IS NULL, {column}, i.sample_id"
+        Filters (all optional): `status`, `dataset` (one or a list), `valid`, `split`, `origin` (the
+        current chain's origin, "none": no chain yet; `rollout`/`prediction` match samples that
+        have such revisions), `run_id`, `text` (full-text search over question, answer and chain),
+        `draft_of` (the samples that curator has an unsaved draft of)."""
+        order = _Order(sort, descending)
+        f = self._filters(**filters)
         sql = (
             "SELECT i.sample_id, i.dataset, s.question, s.answer, i.status, i.valid, i.origin, i.rev, i.n_steps,"
             " i.final_hiou, i.depth_ok, i.created_at FROM sample_index i JOIN samples s ON s.id = i.sample_id"
-            f"{self._where(f)} ORDER BY {order} LIMIT ? OFFSET ?"
+            f"{self._where(f)} ORDER BY {order.sql()} LIMIT ? OFFSET ?"
         )
         rows = self.conn.execute(sql, [*f.params, int(limit), int(offset)])
         return [
@@ -1090,10 +1191,41 @@ class Store:
             for r in rows
         ]
 
-    def count(self, *, status=None, dataset=None, valid=None, origin=None, run_id=None, text=None, split=None) -> int:
-        f = self._filters(
-            status=status, dataset=dataset, valid=valid, origin=origin, run_id=run_id, text=text, split=split
+    def neighbour(self, sample_id: int, delta: int, *, sort: str = "id", descending: bool = False, **filters):
+        """The id of the matching sample `delta` places after (or, negative, before) `sample_id` in
+        the order `query` gives, or None past the ends. `sample_id` itself need not match the
+        filters (a sample just reviewed out of a status filter still marks the position)."""
+        if delta == 0:
+            return sample_id
+        order, f = self._from(sample_id, sort, descending, forward=delta > 0, **filters)
+        sql = (
+            f"SELECT i.sample_id FROM sample_index i{self._where(f)} ORDER BY {order.sql(reverse=delta < 0)}"
+            " LIMIT 1 OFFSET ?"
         )
+        row = self.conn.execute(sql, [*f.params, abs(delta) - 1]).fetchone()
+        return None if row is None else row[0]
+
+    def position(self, sample_id: int, *, sort: str = "id", descending: bool = False, **filters) -> int:
+        """How many matching samples come before `sample_id` in the order `query` gives."""
+        _, f = self._from(sample_id, sort, descending, forward=False, **filters)
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM sample_index i{self._where(f)}", f.params).fetchone()[0])
+
+    def _from(self, sample_id: int, sort: str, descending: bool, *, forward: bool, **filters):
+        """The order, and the filters plus "after (or before) `sample_id` in that order"."""
+        order = _Order(sort, descending)
+        key = self.conn.execute(
+            f"SELECT {', '.join(order.keys)} FROM sample_index i WHERE i.sample_id = ?", [sample_id]
+        ).fetchone()
+        if key is None:
+            raise StoreError(f"no sample with id {sample_id}")
+        f = self._filters(**filters)
+        f.where.append(order.after(forward))
+        f.params.extend(key)
+        return order, f
+
+    def count(self, **filters) -> int:
+        """How many samples match the filters (those of `query`)."""
+        f = self._filters(**filters)
         return int(self.conn.execute(f"SELECT COUNT(*) FROM sample_index i{self._where(f)}", f.params).fetchone()[0])
 
     def samples_without_chain(
@@ -1333,6 +1465,12 @@ def sample_from_row(row) -> Sample:
 def _config_json(config: dict) -> str:
     """A run's config or metrics as stored: redacted, and ASCII JSON (text of any kind round-trips)."""
     return json.dumps(redact_config(config), default=str)
+
+
+def _review(row) -> Review:
+    return Review(
+        row["sample_id"], row["status"], row["reviewer"], row["note"], row["updated_at"], row["version"], row["rev"]
+    )
 
 
 def _run(row) -> dict:

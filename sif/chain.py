@@ -233,8 +233,36 @@ def _is_number(v: object) -> TypeGuard[Decimal]:
     return isinstance(v, Decimal) and v.is_finite()
 
 
+_CANON_NUM = r"(?:0|[1-9]\d*)(?:\.\d{1,3})?"  # a JSON number with at most 3 decimals, no sign or exponent
+_CANON_REGION = (
+    rf'\{{"bbox_2d":\[({_CANON_NUM}),({_CANON_NUM}),({_CANON_NUM}),({_CANON_NUM})\],"depth":({_CANON_NUM})\}}'
+)
+_CANON_AREA = re.compile(rf"\[{_CANON_REGION}(?:,{_CANON_REGION})*\]")
+_CANON_REGIONS = re.compile(_CANON_REGION)
+
+
+def _check_canonical_area(body: str, step: int) -> list[Problem]:
+    """Rule 4 for an area in the canonical form `render_area` writes (rule 3 holds by its
+    shape): what `_check_area` finds, without decoding JSON numbers as Decimals. Numbers of at
+    most 3 decimals compare the same as floats, and messages quote them as written."""
+    out: list[Problem] = []
+    for i, m in enumerate(_CANON_REGIONS.finditer(body)):
+        x1, y1, x2, y2, depth = m.groups()
+        fx1, fy1, fx2, fy2, fd = (float(v) for v in m.groups())
+        tag = f"area[{i}]"
+        if not fx1 < fx2 <= 1:
+            out.append(Problem(4, f"{tag}.bbox_2d", f"needs 0 ≤ x1 < x2 ≤ 1, got x1={x1}, x2={x2}", step))
+        if not fy1 < fy2 <= 1:
+            out.append(Problem(4, f"{tag}.bbox_2d", f"needs 0 ≤ y1 < y2 ≤ 1, got y1={y1}, y2={y2}", step))
+        if fd > 1:
+            out.append(Problem(4, f"{tag}.depth", f"must be between 0 and 1, got {depth}", step))
+    return out
+
+
 def _check_area(body: str, step: int) -> list[Problem]:
     """Rules 3 and 4 for one `<area>` body."""
+    if _CANON_AREA.fullmatch(body):
+        return _check_canonical_area(body, step)
 
     def problem(rule, fld, msg):
         return Problem(rule, fld, msg, step)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import cast
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -89,13 +90,15 @@ def draw_steps(
     *,
     only: int | None = None,
     gt_boxes: Sequence[Sequence[float]] | None = None,
+    first: int = 0,
 ) -> Image.Image:
     """All steps' regions (or only step `only`, 0-based), a colour per step, numbered from 1;
-    ground truth dashed in white."""
+    ground truth dashed in white. `steps` may be a window of a longer chain starting at step
+    `first` (0-based), so numbers and colours stay those of the whole chain."""
     out = image.convert("RGB")  # a new image: convert copies even when the mode matches
     if gt_boxes:
         _draw_into(out, gt_boxes, GT_COLOUR, "GT", dashed=True, label_below=True)
-    for i, step in enumerate(steps):
+    for i, step in enumerate(steps, start=first):
         if only is not None and i != only:
             continue
         regions = step.regions if isinstance(step, Step) else step
@@ -113,14 +116,15 @@ def step_strip(
     *,
     thumb_height: int = 120,
     gap: int = 6,
+    first: int = 0,
 ) -> Image.Image:
-    """One thumbnail per step with that step's boxes, left to right, so the focus path reads at a glance."""
+    """One thumbnail per step with that step's boxes, left to right, so the focus path reads at a
+    glance (`first`: the chain's index of `steps[0]`, when `steps` is a window)."""
     W, H = image.size
     tw = max(1, round(W * thumb_height / H))
     base = image.convert("RGB").resize((tw, thumb_height), Image.Resampling.BILINEAR)
     n = max(1, len(steps))
     strip = Image.new("RGB", (n * tw + (n - 1) * gap, thumb_height), (245, 245, 245))
-    for i in range(len(steps)):
-        thumb = draw_steps(base, steps, only=i)
-        strip.paste(thumb, (i * (tw + gap), 0))
+    for i, step in enumerate(steps):
+        strip.paste(draw_steps(base, cast(Sequence[Step], [step]), first=first + i), (i * (tw + gap), 0))
     return strip

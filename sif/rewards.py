@@ -71,14 +71,24 @@ def bbox_reward(
     out = []
     for c, gt in zip(completions, gt_boxes):
         parsed = _parsed(c)
-        if parsed is None or not parsed.chain.steps:
-            out.append(0.0)
-            continue
-        s_end = hiou(parsed.chain.final_boxes, gt, pair_denominator)
-        s_init = hiou(parsed.chain.initial_boxes, gt, pair_denominator)
-        gain = s_end - s_init
-        out.append(s_end + (max(gain, 0.0) if positive_only else gain))
+        out.append(
+            0.0
+            if parsed is None
+            else chain_bbox_score(parsed.chain, gt, positive_only=positive_only, pair_denominator=pair_denominator)
+        )
     return out
+
+
+def chain_bbox_score(
+    chain: Chain, gt_boxes, *, positive_only: bool = False, pair_denominator: PairDenominator = "min"
+) -> float:
+    """`bbox_reward` of one already parsed chain (callers holding the chain skip a re-parse)."""
+    if not chain.steps:
+        return 0.0
+    s_end = hiou(chain.final_boxes, gt_boxes, pair_denominator)
+    s_init = hiou(chain.initial_boxes, gt_boxes, pair_denominator)
+    gain = s_end - s_init
+    return s_end + (max(gain, 0.0) if positive_only else gain)
 
 
 def depth_reward(

@@ -172,3 +172,26 @@ def test_render_parse_render_is_identity(chain):
     parsed = parse_chain(text)
     assert parsed.complete
     assert render_chain(parsed.chain) == text
+
+
+def test_canonical_areas_are_checked_like_any_other():
+    """The fast check of areas in `render_area`'s form finds exactly what the general one finds
+    (the same area with spaces after the commas takes the general path)."""
+    import random
+
+    from sif.chain import _CANON_AREA, _check_area
+
+    rng = random.Random(0)
+    values = ["0", "1", "0.5", "0.123", "1.000", "0.999", "1.5", "2", "0.100", "0.10", "10.001"]
+    for _ in range(400):
+        regions = [
+            '{{"bbox_2d":[{},{},{},{}],"depth":{}}}'.format(*(rng.choice(values) for _ in range(5)))
+            for _ in range(rng.randint(1, 3))
+        ]
+        body = "[" + ",".join(regions) + "]"
+        assert _CANON_AREA.fullmatch(body)
+        general = body.replace(",", ", ")
+        assert not _CANON_AREA.fullmatch(general)
+        assert _check_area(body, 2) == _check_area(general, 2), body
+    for odd in ('[{"bbox_2d":[01,0,1,1],"depth":0.5}]', '[{"bbox_2d":[0,0,1,1],"depth":0.5000}]', "[]"):
+        assert not _CANON_AREA.fullmatch(odd) and _check_area(odd, 0)

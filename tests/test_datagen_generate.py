@@ -265,6 +265,7 @@ def test_cli_generate_prints_a_summary(tmp_path):
 
 
 def test_generated_chains_open_in_the_workbench_like_imported_ones(store):
+    from workbench.render import fit_size
     from workbench.service import Filters, Workbench
 
     imported, generated = add_samples(store, ["Where is the mug?", "Where is the cup?"])
@@ -277,7 +278,7 @@ def test_generated_chains_open_in_the_workbench_like_imported_ones(store):
     for o in opened.values():
         assert o.draft.to_chain() == o.revision.chain
         assert o.preview.format == 1.0 and o.preview.final_hiou == pytest.approx(1.0) and o.preview.depth == 1.0
-        assert o.views.image.size == (64, 48) and o.views.strip.width > 64
+        assert o.views.image.size == fit_size(64, 48) and o.views.strip.width > 64  # zoomed to the editor
     page = bench.browse(Filters(origin="generated", run=first.run_id))
     assert page.ids == [generated] and page.rows[0][4] == "generated"
 

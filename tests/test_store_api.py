@@ -54,7 +54,10 @@ def test_open_creates_wal_store_with_foreign_keys_and_data_root(tmp_path):
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     with pytest.raises(sqlite3.IntegrityError):
-        store.conn.execute("INSERT INTO reviews VALUES (999, 'accepted', 'x', '', 'now', 1)")
+        store.conn.execute(
+            "INSERT INTO reviews (sample_id, status, reviewer, note, updated_at, version)"
+            " VALUES (999, 'accepted', 'x', '', 'now', 1)"
+        )
     store.close()
     # Reopening keeps the recorded root; naming another one is refused.
     assert Store.open(tmp_path / "new.db").data_root == tmp_path.resolve()

@@ -1,6 +1,7 @@
 """The workbench in real chromium against the real app on a real demo store: filter, open, drag a
-box (depth and reward preview follow), save, accept by keyboard, reload, revert; and two curators
-saving the same sample. Screenshots go to artifacts/screenshots/."""
+box (depth and reward preview follow), save, accept by keyboard, reload, revert; two curators
+saving the same sample; model outputs and stats; drawing and deleting boxes with the editor's
+keys. Screenshots go to artifacts/screenshots/."""
 
 from __future__ import annotations
 
@@ -10,221 +11,197 @@ import pytest
 
 from db.store import Store
 from sif.depth import DepthMap
-from tests.support.workbench import CURATORS, login, serve, shot
+from tests.support.workbench import (
+    CURATORS,
+    copy_store,
+    drag,
+    editor_point,
+    login,
+    pick,
+    serve,
+    shot,
+    target,
+    wait_shown,
+    wait_target,
+    wait_text,
+)
 
 pytestmark = pytest.mark.browser
-TIMEOUT = 30_000
 
 
 @pytest.fixture(scope="module")
-def app_url(demo_db):
-    with serve(demo_db, auth=CURATORS) as url:
-        yield url
-
-
-def pick(page, elem_id: str, option: str) -> None:
-    page.locator(f"#{elem_id} input").click()
-    page.get_by_role("option", name=option, exact=True).click()
+def served(demo_db, tmp_path_factory):
+    db = copy_store(demo_db, tmp_path_factory.mktemp("browser") / "sif.db")
+    with serve(db, auth=CURATORS) as url:
+        yield db, url
 
 
 def open_sample(page, sample_id: int) -> None:
-    first_column(page, "wb-list", sample_id).click()
+    page.locator(f'#wb-list [data-sample="{sample_id}"]').click()
+    wait_shown(page, sample_id)
     wait_text(page, "wb-info", f"Sample {sample_id} ")
 
 
-def wait_text(page, elem_id: str, text: str | re.Pattern) -> None:
-    page.locator(f"#{elem_id}").get_by_text(text).first.wait_for(timeout=TIMEOUT)
+def select_step(page, index: int) -> None:
+    page.locator(f'#wb-chain [data-step="{index}"]').click()
+    wait_target(page, step=index)
 
 
-def first_column(page, elem_id: str, value: int):
-    """The cell in the first column of a (virtualized) Gradio table that holds `value`."""
-    cells = page.locator(f'#{elem_id} [role="gridcell"][data-col="0"]')
-    return cells.filter(has_text=re.compile(rf"^\s*{value}\s*$")).first
+REGIONS = """() => [...document.querySelectorAll('#wb-chain .wb-selected .wb-region')].map(e => e.innerText.trim())"""
 
 
-ROW0 = """() => [...document.querySelectorAll('#wb-regions [role="gridcell"][data-row="0"]')]
-    .map(c => c.innerText.trim()).join('|')"""
+def regions(page) -> list[str]:
+    """The selected step's regions as the chain list shows them: '[x1, y1, x2, y2] depth d (typed)'."""
+    return page.evaluate(REGIONS)
 
 
-def region_row(page) -> list[str]:
-    return page.evaluate(ROW0).split("|")
+def region_numbers(text: str) -> list[float]:
+    return [float(v) for v in re.findall(r"-?\d+\.\d+", text)]
 
 
-def feedback_value(page, label: str) -> str:
-    row = page.locator("#wb-feedback tr").filter(has_text=label).first
-    return row.locator("td").last.inner_text().strip()
+def check_value(page, label: str) -> str:
+    """A reward's value in the checks line under the chain."""
+    return page.locator("#wb-checks span").filter(has_text=label).first.locator("b").inner_text().strip()
 
 
-def to_screen(page, width: int, height: int):
-    """A function from picture pixels to screen points on the annotator's canvas, which fits the
-    picture in, centred across and at the top (as gradio_image_annotation draws it)."""
-    canvas = page.locator("#wb-annot canvas").first
-    canvas.scroll_into_view_if_needed()
-    bb = canvas.bounding_box()
-    scale = min(bb["width"] / width, bb["height"] / height)
-    ox, oy = bb["x"] + (bb["width"] - width * scale) / 2, bb["y"]
-    return lambda x, y: (ox + x * scale, oy + y * scale)
+def wait_regions(page, n: int) -> None:
+    page.wait_for_function(f"n => ({REGIONS})().length === n", arg=n, timeout=30_000)
 
 
-N_ROWS = """n => document.querySelectorAll('#wb-regions [role="gridcell"][data-col="0"]').length === n"""
-
-
-def wait_rows(page, n: int) -> None:
-    """Until the regions table has n rows."""
-    page.wait_for_function(N_ROWS, arg=n, timeout=TIMEOUT)
-
-
-def drag_first_box(page, width: int, height: int, box_px, dx: int, dy: int) -> None:
-    """Drag the annotator's first box by (dx, dy) screen pixels."""
-    cx, cy = to_screen(page, width, height)((box_px[0] + box_px[2]) / 2, (box_px[1] + box_px[3]) / 2)
-    page.mouse.move(cx, cy)
-    page.mouse.down()
-    page.mouse.move(cx + dx / 2, cy + dy / 2, steps=4)
-    page.mouse.move(cx + dx, cy + dy, steps=4)
-    page.mouse.up()
-
-
-def test_filter_open_drag_save_accept_reload_revert(chromium, app_url, demo_db):
-    store = Store.open(demo_db)
+def test_filter_open_drag_save_accept_reload_revert(chromium, served):
+    db, url = served
+    store = Store.open(db)
     invalid = store.count(valid=False)
-    page = login(chromium, app_url, *CURATORS[0])
+    page = login(chromium, url, *CURATORS[0])
     shot(page, "01-opened")
 
     pick(page, "wb-f-valid", "invalid")
     wait_text(page, "wb-count", f"{invalid} matching")
-    target = store.query(valid=False, limit=1)[0].id
-    open_sample(page, target)
-    sample = store.get_sample(target)
-    chain = store.current_chain(target).chain
-    last = len(chain.steps)
-    page.locator("#wb-step label").filter(has_text=re.compile(rf"^\s*{last}\s*$")).click()
-    wait_text(page, "wb-step-text", re.compile("."))
-    page.wait_for_timeout(500)
-    before_row, before_hiou = region_row(page), feedback_value(page, "final-step HIoU")
+    target_id = store.query(valid=False, limit=2)[1].id
+    open_sample(page, target_id)
+    sample = store.get_sample(target_id)
+    chain = store.current_chain(target_id).chain
+    last = len(chain.steps) - 1
+    select_step(page, last)
+    before, before_hiou = regions(page)[0], check_value(page, "final-step HIoU")
     shot(page, "02-filtered-step-selected")
 
     x1, y1, x2, y2 = chain.steps[-1].regions[0].bbox
-    W, H = sample.width, sample.height
-    drag_first_box(page, W, H, (x1 * W, y1 * H, x2 * W, y2 * H), dx=-25, dy=-20)
-    page.wait_for_function(f"old => ({ROW0})() !== old", arg="|".join(before_row), timeout=TIMEOUT)
-    page.wait_for_timeout(800)
-    after_row, after_hiou = region_row(page), feedback_value(page, "final-step HIoU")
+    centre = editor_point(page, sample, (x1 + x2) / 2, (y1 + y2) / 2)
+    drag(page, centre, (centre[0] - 25, centre[1] - 20))
+    page.wait_for_function(f"old => ({REGIONS})()[0] !== old", arg=before, timeout=30_000)
+    after, after_hiou = regions(page)[0], check_value(page, "final-step HIoU")
     shot(page, "03-box-dragged")
-    assert after_row[:4] != before_row[:4], "the box did not move"
-    assert after_row[4] != before_row[4], "the depth did not follow the box"
-    assert after_row[5] == "auto"
+    assert region_numbers(after)[:4] != region_numbers(before)[:4], "the box did not move"
+    assert region_numbers(after)[4] != region_numbers(before)[4], "the depth did not follow the box"
+    assert "(typed)" not in after  # the depth is the map's
     assert after_hiou != before_hiou, "the reward preview did not change"
 
     page.locator("#wb-save").click()
-    wait_text(page, "wb-save-msg", re.compile(r"Saved.*revision \d+ by alice"))
+    wait_text(page, "wb-message", re.compile(r"Saved revision \d+ by alice"))
     page.locator("#wb-info").click()
     page.keyboard.press("a")  # accept, by shortcut
-    wait_text(page, "wb-review-msg", "accepted")
+    wait_text(page, "wb-message", f"Accepted: sample {target_id}")
     shot(page, "04-saved-accepted")
-    saved = store.current_chain(target)
+    saved = store.current_chain(target_id)
     assert saved.origin == "edited" and saved.author == "alice"
-    assert store.get_review(target).status == "accepted"
+    review = store.get_review(target_id)
+    assert review.status == "accepted" and review.rev == saved.rev
 
     page.reload()
     wait_text(page, "wb-info", "Question:")
-    open_sample(page, target)
-    wait_text(page, "wb-info", re.compile(rf"Revision:.*{saved.rev}.*edited.*alice"))
-    wait_text(page, "wb-info", re.compile("Review:.*accepted.*alice"))
+    open_sample(page, target_id)
+    wait_text(page, "wb-info", re.compile(rf"Revision: {saved.rev} · origin edited · by alice"))
+    wait_text(page, "wb-info", re.compile("Review: accepted by alice"))
     page.get_by_role("tab", name="History").click()
-    imported = next(r for r in store.history(target) if r.origin == "imported")
-    first_column(page, "wb-history", imported.rev).click()
+    imported = next(r for r in store.history(target_id) if r.origin == "imported")
+    page.locator(f'#wb-history [data-rev="{imported.rev}"]').click()
     wait_text(page, "wb-history-msg", f"revision {imported.rev} (imported")
     assert page.locator("#wb-diff").inner_text().strip(), "no diff shown"
     shot(page, "05-history-diff")
     page.locator("#wb-revert").click()
     wait_text(page, "wb-history-msg", f"restores revision {imported.rev}")
     shot(page, "06-reverted")
-    reverted = store.current_chain(target)
+    reverted = store.current_chain(target_id)
     assert reverted.text == imported.text and reverted.author == "alice" and reverted.valid
+    assert store.get_review(target_id).status == "pending"  # the accepted revision is no longer current
 
 
-def test_two_curators_saving_the_same_sample(chromium, app_url, demo_db):
-    store = Store.open(demo_db)
-    target = store.query(valid=True, limit=3)[2].id
-    alice = login(chromium, app_url, *CURATORS[0])
-    bob = login(chromium, app_url, *CURATORS[1])
+def test_two_curators_saving_the_same_sample(chromium, served):
+    db, url = served
+    store = Store.open(db)
+    target_id = store.query(valid=True, limit=3)[2].id
+    alice = login(chromium, url, *CURATORS[0])
+    bob = login(chromium, url, *CURATORS[1])
     for page in (alice, bob):
-        open_sample(page, target)
+        open_sample(page, target_id)
     for page, answer in ((alice, "answer by alice"), (bob, "answer by bob")):
         page.locator("#wb-answer textarea, #wb-answer input").first.fill(answer)
         page.wait_for_timeout(400)
     alice.locator("#wb-save").click()
-    wait_text(alice, "wb-save-msg", "by alice")
+    wait_text(alice, "wb-message", "by alice")
     bob.locator("#wb-save").click()
-    wait_text(bob, "wb-save-msg", "Conflict")
+    wait_text(bob, "wb-message", "Conflict")
     shot(bob, "07-conflict")
-    assert store.current_chain(target).chain.answer == "answer by alice"
+    assert store.current_chain(target_id).chain.answer == "answer by alice"
     assert bob.locator("#wb-answer textarea, #wb-answer input").first.input_value() == "answer by bob"
 
     bob.locator("#wb-rebase").click()
-    wait_text(bob, "wb-save-msg", "Save again")
+    wait_text(bob, "wb-message", "Save again")
     bob.locator("#wb-save").click()
-    wait_text(bob, "wb-save-msg", "by bob")
-    answers = [r.chain.answer for r in store.history(target) if r.origin == "edited"]
+    wait_text(bob, "wb-message", "by bob")
+    answers = [r.chain.answer for r in store.history(target_id) if r.origin == "edited"]
     assert answers == ["answer by alice", "answer by bob"], "an edit was lost"
 
 
-def test_model_outputs_adopt_and_stats(chromium, app_url, demo_db):
-    store = Store.open(demo_db)
-    target = next(r.id for r in store.query(origin="prediction", limit=5) if r.id % 4 and r.id % 10 != 5)
-    page = login(chromium, app_url, *CURATORS[0])
-    open_sample(page, target)
+def test_model_outputs_adopt_and_stats(chromium, served):
+    db, url = served
+    store = Store.open(db)
+    target_id = next(r.id for r in store.query(origin="prediction", limit=8)[5:] if r.id % 4 and r.id % 10 != 5)
+    page = login(chromium, url, *CURATORS[0])
+    open_sample(page, target_id)
     page.get_by_role("tab", name="Model outputs").click()
     wait_text(page, "wb-out-feedback", "final-step HIoU")
     shot(page, "08-model-outputs")
-    before = region_row(page)
     page.locator("#wb-adopt").click()
-    wait_text(page, "wb-save-msg", "into the editor")
-    prediction = store.run_revisions(target)[0].chain
-    page.wait_for_function(f"old => ({ROW0})() !== old", arg="|".join(before), timeout=TIMEOUT)
-    first = prediction.steps[0].regions[0].bbox
-    assert [float(v) for v in region_row(page)[:4]] == pytest.approx(list(first), abs=1e-3)
+    wait_text(page, "wb-message", "into the editor")  # the chain list came with it
+    prediction = store.run_revisions(target_id)[0].chain
+    shown_boxes = [region_numbers(r)[:4] for r in regions(page)]
+    assert shown_boxes == [pytest.approx(list(r.bbox), abs=1e-3) for r in prediction.steps[0].regions]
+    assert target(page)["draft"] and page.locator("#wb-accept").inner_text().startswith("Save and accept")
 
     page.get_by_role("tab", name="Stats").click()
     wait_text(page, "wb-stats-summary", "validity rate")
-    page.locator("#wb-plot-hiou canvas, #wb-plot-hiou svg").first.wait_for(timeout=TIMEOUT)
+    page.locator("#wb-plot-hiou canvas, #wb-plot-hiou svg").first.wait_for(timeout=30_000)
     shot(page, "09-stats")
 
 
-def test_draw_a_box_with_the_c_key_then_delete_one(chromium, app_url, demo_db):
+def test_draw_a_box_with_the_c_key_then_delete_one(chromium, served):
     """`c` on the focused box editor starts a new box; drawing it adds a region to the step (with
     its depth from the map); Delete removes the selected box; the saved chain has them."""
-    store = Store.open(demo_db)
-    target = store.query(valid=True, limit=5)[4].id
-    sample, chain = store.get_sample(target), store.current_chain(target).chain
-    last = len(chain.steps)
-    page = login(chromium, app_url, *CURATORS[0])
-    open_sample(page, target)
-    page.locator("#wb-step label").filter(has_text=re.compile(rf"^\s*{last}\s*$")).click()
-    wait_text(page, "wb-step-text", re.compile("."))
-    page.wait_for_timeout(500)
+    db, url = served
+    store = Store.open(db)
+    target_id = store.query(valid=True, limit=12)[11].id
+    sample, chain = store.get_sample(target_id), store.current_chain(target_id).chain
+    last = len(chain.steps) - 1
+    page = login(chromium, url, *CURATORS[0])
+    open_sample(page, target_id)
+    select_step(page, last)
     n_before = len(chain.steps[-1].regions)
-    wait_rows(page, n_before)
+    wait_regions(page, n_before)
 
-    W, H = sample.width, sample.height
     x1, y1, x2, y2 = chain.steps[-1].regions[0].bbox  # draw in the corner away from this box
     nx1, ny1 = (0.05 if x1 + x2 > 1 else 0.7), (0.05 if y1 + y2 > 1 else 0.7)
     new_box = (nx1, ny1, nx1 + 0.25, ny1 + 0.25)
     page.locator("#wb-annot .annotator-container").first.focus()
     page.keyboard.press("c")
-    point = to_screen(page, W, H)  # after the focus, which may have scrolled the page
-    page.mouse.move(*point(new_box[0] * W, new_box[1] * H))
-    page.mouse.down()
-    page.mouse.move(*point((new_box[0] + new_box[2]) / 2 * W, (new_box[1] + new_box[3]) / 2 * H), steps=4)
-    page.mouse.move(*point(new_box[2] * W, new_box[3] * H), steps=4)
-    page.mouse.up()
-    wait_rows(page, n_before + 1)
-    page.wait_for_timeout(800)
+    drag(page, editor_point(page, sample, new_box[0], new_box[1]), editor_point(page, sample, new_box[2], new_box[3]))
+    wait_regions(page, n_before + 1)
     shot(page, "10-box-drawn")
 
     page.locator("#wb-save").click()
-    wait_text(page, "wb-save-msg", re.compile(r"Saved.*revision \d+ by alice"))
-    saved = store.current_chain(target).chain.steps[-1].regions
+    wait_text(page, "wb-message", re.compile(r"Saved revision \d+ by alice"))
+    saved = store.current_chain(target_id).chain.steps[-1].regions
     assert len(saved) == n_before + 1
     drawn = saved[-1]
     assert list(drawn.bbox) == pytest.approx(list(new_box), abs=0.02)
@@ -233,15 +210,13 @@ def test_draw_a_box_with_the_c_key_then_delete_one(chromium, app_url, demo_db):
 
     # After a save the editor stays on the step. Delete removes the selected box: the one just
     # drawn, selected by a click in drag mode (`d`).
-    assert page.locator("#wb-step input:checked").first.get_attribute("value") == str(last)
+    assert target(page)["step"] == last
     page.locator("#wb-annot .annotator-container").first.focus()
     page.keyboard.press("d")
-    point = to_screen(page, W, H)
-    page.mouse.click(*point((new_box[0] + new_box[2]) / 2 * W, (new_box[1] + new_box[3]) / 2 * H))
+    page.mouse.click(*editor_point(page, sample, (new_box[0] + new_box[2]) / 2, (new_box[1] + new_box[3]) / 2))
     page.keyboard.press("Delete")
-    wait_rows(page, n_before)
-    page.wait_for_timeout(800)
-    rev = store.current_chain(target).rev
+    wait_regions(page, n_before)
+    rev = store.current_chain(target_id).rev
     page.locator("#wb-save").click()
-    wait_text(page, "wb-save-msg", re.compile(rf"Saved.*revision {rev + 1} by alice"))
-    assert len(store.current_chain(target).chain.steps[-1].regions) == n_before
+    wait_text(page, "wb-message", re.compile(rf"Saved revision {rev + 1} by alice"))
+    assert len(store.current_chain(target_id).chain.steps[-1].regions) == n_before

@@ -9,7 +9,8 @@ import pytest
 from sif.chain import Chain, Region, Step
 from sif.depth import DepthMap
 from workbench.draft import Draft
-from workbench.preview import preview, preview_markdown
+from workbench.preview import preview
+from workbench.views import feedback
 
 
 @pytest.fixture
@@ -95,7 +96,7 @@ def test_preview_reports_rewards_and_problems(draft, dmap, tmp_path):
     draft.set_text(1, "  ")
     bad = preview(draft.to_chain(), gt, path, "gray16_depth")
     assert bad.format == 0.0 and any(pr.rule == 5 for pr in bad.problems)
-    assert "rule 5" in preview_markdown(bad)
+    assert "rule 5" in feedback(bad)
 
 
 def test_annotator_new_box_first_and_box_being_drawn(draft, dmap):

@@ -107,7 +107,9 @@ def test_runs_tab_in_the_browser(chromium, runs_db):
         start = time.monotonic()
         cell.click()
         _wait(page, "wb-info", f"Sample {first_wrong} ")
-        page.locator("#wb-out-text").get_by_text(prediction.split("<answer>")[1][:3]).first.wait_for(timeout=TIMEOUT)
+        page.wait_for_function(
+            "t => (document.querySelector('#wb-out-text textarea') || {}).value === t", arg=prediction, timeout=TIMEOUT
+        )
         waited = time.monotonic() - start
         assert page.get_by_role("tab", name="Curate").get_attribute("aria-selected") == "true"
         assert page.get_by_role("tab", name="Model outputs").get_attribute("aria-selected") == "true"

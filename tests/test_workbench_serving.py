@@ -1,5 +1,6 @@
-"""What the served workbench exposes: files under the data root only (never /etc/passwd, never the
-store itself), curators from --auth, loopback by default. Real app, real HTTP."""
+"""What the served workbench exposes: the pictures it renders, to signed-in curators, and no other
+file (not the data root's pictures, `.env` or backups, not the store, nothing outside); curators
+from --auth, loopback by default. Real app, real HTTP."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import httpx
 import pytest
 
 from db.store import Store
-from tests.support.workbench import CURATORS, serve
+from tests.support.workbench import CURATORS, login, serve
 from workbench.serving import parse_auth
 
 
@@ -28,25 +29,33 @@ def test_binds_loopback_by_default(served):
     assert served.startswith("http://127.0.0.1:")
 
 
-def test_files_outside_the_data_root_are_refused(served, demo_db):
+def test_nothing_on_disk_is_served_but_the_rendered_pictures(served, demo_db):
+    """Not the data root's pictures, nor a `.env`, a backup or another store beside them, nor the
+    store itself, nor anything outside: only what the app renders (checked in the browser test)."""
     root = Store.open(demo_db).data_root
-    inside = next((root / "images").iterdir())
+    (root / ".env").write_text("OPENAI_API_KEY=secret\n")
+    (root / "backup.db").write_bytes(demo_db.read_bytes())
+    picture = next((root / "images").iterdir())
     client = signed_in(served)
     try:
-        assert client.get(f"/gradio_api/file={inside}").status_code == 200  # the root itself is served
-        for path in ("/etc/passwd", str(demo_db), f"{root}/../{demo_db.name}", f"{root}/../../../../etc/passwd"):
+        paths = [picture, root / ".env", root / "backup.db", "/etc/passwd", demo_db]
+        paths += [f"{root}/../{demo_db.name}", f"{root}/../../../../etc/passwd", f"{root}/images/../.env"]
+        for path in map(str, paths):
             for route in (f"/gradio_api/file={path}", f"/gradio_api/file/{path.lstrip('/')}", f"/file={path}"):
                 r = client.get(route)
                 assert r.status_code in (403, 404), f"{route} answered {r.status_code}"
-                assert b"root:" not in r.content and b"SQLite format" not in r.content
+                assert b"root:" not in r.content and b"SQLite format" not in r.content and b"secret" not in r.content
     finally:
         client.close()
 
 
-def test_nothing_is_served_before_sign_in(served, demo_db):
-    inside = next((Store.open(demo_db).data_root / "images").iterdir())
-    r = httpx.get(f"{served}/gradio_api/file={inside}", timeout=30)
-    assert r.status_code in (401, 403)
+@pytest.mark.browser
+def test_the_rendered_pictures_are_served_to_curators_only(chromium, served):
+    page = login(chromium, served, *CURATORS[0])
+    src = page.locator("#wb-depth img").first.get_attribute("src")
+    assert "sif-views" in src and src.endswith(".jpg")
+    assert page.request.get(src).status == 200
+    assert httpx.get(src if src.startswith("http") else served + src, timeout=30).status_code in (401, 403)
 
 
 def test_wrong_password_is_refused(served):

@@ -16,7 +16,7 @@ from sif.depth import DepthMap
 from sif.draw import step_colour
 from sif.geometry import to_normalized, to_pixels
 
-TABLE_HEADERS = ["x1", "y1", "x2", "y2", "depth", "manual depth"]
+TABLE_HEADERS = ["x1", "y1", "x2", "y2", "depth", "depth source"]
 
 
 def _r3(v: float) -> float:
@@ -45,6 +45,7 @@ class Draft:
     steps: list[DraftStep] = field(default_factory=list)
     answer: str = ""
     dirty: bool = False
+    layout: int = 0  # counts changes to the steps' order and number (what a step index points at)
 
     # ------------------------------------------------------------ chain conversion
 
@@ -72,14 +73,37 @@ class Draft:
         draft.answer = chain.answer or ""
         return draft
 
+    def to_data(self) -> dict:
+        """The draft as JSON-able data (what the store keeps of an unsaved edit)."""
+        return {
+            "steps": [
+                {"text": s.text, "regions": [[*r.bbox, r.depth, r.manual] for r in s.regions]} for s in self.steps
+            ],
+            "answer": self.answer,
+            "layout": self.layout,
+        }
+
+    @classmethod
+    def from_data(cls, sample_id: int, base_rev: int | None, data: dict) -> Draft:
+        """A draft kept by `to_data`; it is an unsaved edit, so it is dirty."""
+        steps = [
+            DraftStep([DraftRegion([float(v) for v in r[:4]], r[4], bool(r[5])) for r in s["regions"]], s["text"])
+            for s in data.get("steps", [])
+        ]
+        return cls(sample_id, base_rev, steps, data.get("answer", ""), dirty=True, layout=int(data.get("layout", 0)))
+
     def to_chain(self) -> Chain:
-        steps = tuple(Step(tuple(Region(tuple(r.bbox), r.depth) for r in s.regions), s.text) for s in self.steps)
+        steps = tuple(
+            Step(tuple(Region((r.bbox[0], r.bbox[1], r.bbox[2], r.bbox[3]), r.depth) for r in s.regions), s.text)
+            for s in self.steps
+        )
         return Chain(steps, self.answer)
 
     # ------------------------------------------------------------ step operations
 
-    def _touch(self) -> Draft:
+    def _touch(self, *, layout: bool = False) -> Draft:
         self.dirty = True
+        self.layout += layout
         return self
 
     def add_step(self, after: int, dmap: DepthMap | None) -> int:
@@ -91,14 +115,14 @@ class Draft:
             regions = [DraftRegion(box, _r3(dmap.box_mean(box)) if dmap else None)]
         at = min(max(after + 1, 0), len(self.steps))
         self.steps.insert(at, DraftStep(regions, ""))
-        self._touch()
+        self._touch(layout=True)
         return at
 
     def delete_step(self, index: int) -> int:
         """Remove step `index`; the index to select next."""
         if 0 <= index < len(self.steps):
             del self.steps[index]
-            self._touch()
+            self._touch(layout=True)
         return min(index, len(self.steps) - 1)
 
     def move_step(self, index: int, delta: int) -> int:
@@ -106,7 +130,7 @@ class Draft:
         to = index + delta
         if 0 <= index < len(self.steps) and 0 <= to < len(self.steps):
             self.steps[index], self.steps[to] = self.steps[to], self.steps[index]
-            self._touch()
+            self._touch(layout=True)
             return to
         return index
 
@@ -173,7 +197,10 @@ class Draft:
         if not 0 <= index < len(self.steps):
             return []
         old = self.steps[index].regions
-        boxes, depths, errors, release = [], [], [], []
+        boxes: list[list[float]] = []
+        depths: list[float | None] = []
+        errors: list[str] = []
+        release: list[int] = []
         for n, row in enumerate(rows, 1):
             row = list(row or [])
             if all(v in (None, "") for v in row[:5]):
@@ -236,7 +263,7 @@ class Draft:
                 incoming.append([x1, y1, x2, y2])
         old = self.steps[index].regions
         old_px = [[round(v) for v in to_pixels(r.bbox, width, height)] for r in old]
-        unmoved = {}
+        unmoved: dict[int, int] = {}
         for j, px in enumerate(incoming):
             i = next(
                 (i for i, o in enumerate(old_px) if o == [round(v) for v in px] and i not in unmoved.values()), None

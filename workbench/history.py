@@ -1,33 +1,36 @@
-"""Revision history of a sample's chain as the curator reads it: a table of who changed it when
-and how, and a line diff of two revisions' canonical chain text."""
+"""Revision history of a sample's chain as the curator reads it: a list of who changed it when
+and how (escaped HTML, a row per revision to click), and a line diff of two revisions'
+canonical chain text."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
 
-HISTORY_HEADERS = ["rev", "origin", "author", "when", "valid", "steps", "run", "note"]
+from workbench.views import esc
+
 DIFF_COLOURS = {"added": "#2ca02c", "removed": "#d62728"}
 
 
-def history_rows(revisions: Sequence) -> list[list]:
-    """Newest first, one row per revision."""
+def history_html(revisions: Sequence, selected: int | None = None) -> str:
+    """Newest first, one row per revision (rev, origin, author, time, validity, steps, run, note)."""
     rows = []
     for r in sorted(revisions, key=lambda r: r.rev, reverse=True):
-        n_steps = len(r.chain.steps) if r.chain is not None else 0
+        facts = [
+            r.origin,
+            f"by {r.author}",
+            str(r.created_at)[:19].replace("T", " "),
+            "valid" if r.valid else "invalid",
+            f"{r.n_steps} steps",
+        ]
+        if r.run_id:
+            facts.append(f"run {r.run_id}")
+        note = f'<div class="wb-row-q">{esc(r.note)}</div>' if r.note else ""
         rows.append(
-            [
-                r.rev,
-                r.origin,
-                r.author,
-                str(r.created_at)[:19].replace("T", " "),
-                "yes" if r.valid else "no",
-                n_steps,
-                r.run_id or "",
-                r.note or "",
-            ]
+            f'<div class="wb-row{" wb-current" if r.rev == selected else ""}" data-rev="{r.rev}">'
+            f'<div class="wb-row-head"><b>rev {r.rev}</b> {esc(" · ".join(facts))}</div>{note}</div>'
         )
-    return rows
+    return '<div class="wb-list wb-history">' + "".join(rows) + "</div>"
 
 
 def chain_diff(old_text: str, new_text: str) -> list[tuple[str, str | None]]:

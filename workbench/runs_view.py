@@ -12,7 +12,8 @@ The tables are built by plain functions (`training_curves`, `eval_table`, `categ
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import time
 
 import gradio as gr
 import pandas as pd
@@ -32,6 +33,7 @@ LOSS_CURVES = {"loss": "train loss", "eval_loss": "eval loss"}
 MAIN_METRIC = ("accuracy", "acc@0.5", "nms_ap", "score")  # the figure a category's bar shows
 WRONG_HEADERS = ["sample", "record", "category", "answer", "why"]
 SHOWN_WRONG = 500
+SHOW_CURATE = "() => { const t = [...document.querySelectorAll('#wb-tabs [role=tab]')].find(e => e.textContent.trim() === 'Curate'); if (t) t.click(); }"
 
 
 def _curve(history: list[dict], names: dict[str, str]) -> pd.DataFrame:
@@ -145,20 +147,11 @@ def _choices(store, kind: str) -> list[tuple[str, str]]:
     return out
 
 
-def add_runs_tab(
-    wb,
-    tabs: gr.Tabs,
-    *,
-    inputs: list,
-    outputs: list,
-    open_prediction: Callable[..., dict],
-    curate_tab: str = "curate",
-) -> None:
-    """Append the Runs tab to the app's `tabs`. A click on a wrong prediction calls
-    `open_prediction(*values of inputs, sample_id, revision)` (revision: that run's prediction,
-    None if it has none) for the updates of `outputs`, then shows the `curate_tab` tab."""
-    store = wb.store
-    with tabs, gr.Tab("Runs", id="runs") as tab:
+def add_runs_tab(store, pick: gr.Textbox) -> None:
+    """Add the Runs tab. A click on a wrong prediction writes `{"sample", "rev", "at"}` into
+    `pick`, a hidden box of the Curate tab whose change opens it there (in the Model outputs
+    panel), and the page switches to the Curate tab."""
+    with gr.Tab("Runs", id="runs") as tab:
         with gr.Row():
             train_pick = gr.Dropdown([], label="Training run", elem_id="runs-train-pick", scale=4)
             refresh = gr.Button("Refresh", size="sm", elem_id="runs-refresh", scale=1)
@@ -224,15 +217,13 @@ def add_runs_tab(
     train_pick.input(show_training, [train_pick], train_out)
     eval_pick.input(show_eval, [eval_pick], eval_out)
 
-    def on_wrong(evt: gr.SelectData, *args):  # Gradio hands the event in by this annotation
-        *values, run_id = args
+    def on_wrong(evt: gr.SelectData, run_id):  # Gradio hands the event in by this annotation
         row = evt.row_value or []
         if not row or row[0] in ("", None) or not run_id:
-            return {}
+            return gr.skip()
         sample_id = int(row[0])
         revisions = store.run_revisions(sample_id, run_id)
-        out = open_prediction(*values, sample_id, revisions[-1].rev if revisions else None)
-        out[tabs] = gr.Tabs(selected=curate_tab)
-        return out
+        rev = revisions[-1].rev if revisions else None
+        return json.dumps({"sample": sample_id, "rev": rev, "at": time.time()})  # `at`: a new value each click
 
-    wrong.select(on_wrong, [*inputs, picked_run], [*outputs, tabs])
+    wrong.select(on_wrong, [picked_run], [pick]).then(None, js=SHOW_CURATE)

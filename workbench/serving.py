@@ -1,9 +1,10 @@
 """How the workbench is exposed: loopback by default, curators from `--auth`, and no file on disk
-reachable except under the store's data root.
+reachable but the pictures the app renders.
 
-Pictures go to the browser as images rendered by handlers, which Gradio writes to its own cache;
-that cache is a fresh private folder per launch (not the shared /tmp/gradio), the data root is the
-only allowed path, and the store's own file is blocked even when it lies inside the data root.
+Pictures go to the browser as JPEG files the handlers render into Gradio's cache, a fresh private
+folder per launch (not the shared /tmp/gradio). Nothing else is allowed: not the data root (its
+images, depth maps, `.env` files, backups and other stores), and not the store's own file; the
+data root is blocked outright unless it holds the cache folder itself.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sif.errors import ConfigError
+from workbench.render import PictureFiles
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -47,10 +49,17 @@ class ServePolicy:
         os.environ["GRADIO_TEMP_DIR"] = str(self.cache_dir)
         os.environ["GRADIO_EXAMPLES_CACHE"] = str(self.cache_dir / "examples")
 
+    def pictures(self) -> PictureFiles:
+        """Where the app writes what it renders: inside the served cache folder."""
+        return PictureFiles(self.cache_dir / "sif-views")
+
     def launch_kwargs(self) -> dict:
         db = self.db_path.resolve()
         blocked = [str(db), str(db) + "-wal", str(db) + "-shm", str(db) + "-journal"]
-        return {"allowed_paths": [str(self.data_root.resolve())], "blocked_paths": blocked}
+        root = self.data_root.resolve()
+        if not self.cache_dir.resolve().is_relative_to(root):
+            blocked.append(str(root))
+        return {"allowed_paths": [], "blocked_paths": blocked}
 
 
 def user_of(request, default: str) -> str:

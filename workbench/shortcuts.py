@@ -1,6 +1,6 @@
 """Keyboard shortcuts: a page script that clicks the workbench's buttons (by elem_id), so a key
-does exactly what the button does. Keys are ignored while typing in a field, except Ctrl/⌘+S
-(save) and Escape (leave the field)."""
+does exactly what the button does (and sends the same ids of what is on screen). Keys are
+ignored while typing in a text field, except Ctrl/⌘+S (save) and Escape (leave the field)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def shortcuts_head() -> str:
   }};
   document.addEventListener('keydown', (e) => {{
     const t = e.target;
-    const typing = t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable);
+    const typing = t && (t.tagName === 'TEXTAREA' || t.isContentEditable ||
+      (t.tagName === 'INPUT' && !['checkbox', 'radio', 'button', 'range'].includes(t.type)));
     if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 's') {{
       if (press('{SAVE_BUTTON}')) e.preventDefault();
       return;
