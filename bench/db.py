@@ -25,6 +25,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from db.depth_convention import settle_depth_encodings
 from db.importers import import_records, sif50k_converter
 from db.store import Store
 from sif.chain import Chain, Region, Step, render_chain
@@ -169,6 +170,7 @@ def main() -> int:
         start = time.perf_counter()
         for record in sample:  # commit per record, no batching
             item = convert(record)
+            settle_depth_encodings(naive, [(item.sample, item.chain)])
             sid = naive.add_sample(**item.sample)
             naive.add_revision(sid, item.chain, origin="imported", author="import")
         base = len(sample) / (time.perf_counter() - start)
