@@ -28,6 +28,7 @@ def runs(
         bool, typer.Option("--unfinished", help="Only runs that did not finish (killed, crashed or still running).")
     ] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many (newest first).")] = 20,
+    ids: Annotated[bool, typer.Option("--ids", help="Print only the run ids, one a line, newest first.")] = False,
 ):
     """List the runs recorded in the store (id, kind, name, status, last update), newest first."""
     from rich.console import Console
@@ -40,6 +41,10 @@ def runs(
         rows = store.list_runs(kind)
     if unfinished:
         rows = [r for r in rows if r["status"] not in TERMINAL_RUN_STATUSES]
+    if ids:
+        for r in rows[:limit]:
+            typer.echo(r["id"])
+        return
     if not rows:
         typer.echo(f"no {'unfinished ' if unfinished else ''}{kind + ' ' if kind else ''}runs in {db}")
         return

@@ -53,6 +53,8 @@ def test_sif_runs_lists_an_unfinished_run_with_how_to_resume_it(store_with_synth
     assert f"sif eval synth --resume {killed}" in result.output
     result = runner.invoke(app, ["runs", "--unfinished"])
     assert killed in result.output and done not in result.output
+    result = runner.invoke(app, ["runs", "--ids"])
+    assert result.output.split() == [done, killed]  # newest first
     result = runner.invoke(app, ["runs", "--kind", "training"])
     assert "no training runs" in result.output
 

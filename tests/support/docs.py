@@ -97,7 +97,9 @@ def parse(path: Path, root: Path = ROOT) -> Page:
 def section(page: Page, heading: str) -> Page:
     """Only the blocks under the heading that starts with `heading` (to the next heading of its level)."""
     text = page.path.read_text().splitlines()
-    start = next(n for n, line in enumerate(text, 1) if line.startswith("#") and line.lstrip("#").strip().startswith(heading))
+    start = next(
+        n for n, line in enumerate(text, 1) if line.startswith("#") and line.lstrip("#").strip().startswith(heading)
+    )
     level = len(text[start - 1]) - len(text[start - 1].lstrip("#"))
     end = next(
         (n for n, line in enumerate(text, 1) if n > start and re.match(rf"^#{{1,{level}}} ", line)), len(text) + 1
