@@ -63,7 +63,7 @@ def validate(
     ],
     show: Annotated[int, typer.Option("--show", min=0, help="Print at most this many invalid records.")] = 20,
 ):
-    """Check chains against the strict format (FORMATS §1); exits 1 when any is invalid."""
+    """Check chains against the strict chain format (docs/format.md); exits 1 when any is invalid."""
     from sif.validate import validate_file
 
     results = validate_file(path)

@@ -155,11 +155,11 @@ def _bench_command(bench: str):
         )
         values.update({k: v for k, v in flags.items() if v is not None}, benchmark=bench)
         if resume is not None:  # the run's settings apply; what is given again is checked against them
-            result = evaluate(db, None, resume=resume, changes=values, report_dir=out)
+            result = evaluate(db, None, resume=resume, changes=values, report_dir=out, on_start=_announce)
         else:
             if not values.get("data"):
                 raise ConfigError("data: required (--data FILE, or data: in the --config file)")
-            result = evaluate(db, build(EvalConfig, values), report_dir=out)
+            result = evaluate(db, build(EvalConfig, values), report_dir=out, on_start=_announce)
         for key, (was, now) in result.changed.items():
             typer.secho(
                 f"resumed run {result.run_id} with {key} {now!r} (was {was!r})", fg=typer.colors.YELLOW, err=True
@@ -241,3 +241,8 @@ def report(
     from evaluation.report import compare_stored_runs
 
     typer.echo(compare_stored_runs(db, runs, paper=paper))
+
+
+def _announce(run_id: str) -> None:
+    """Name the run as it starts: a killed run is resumed with `--resume RUN`."""
+    typer.echo(f"run {run_id} started (resume it with --resume {run_id})", err=True)

@@ -37,6 +37,7 @@ from cli import (  # noqa: E402
     eval_cmds,  # noqa: F401
     generate_cmds,  # noqa: F401
     infer_cmds,  # noqa: F401
+    runs_cmds,  # noqa: F401
     store_cmds,  # noqa: F401
     train_cmds,  # noqa: F401
     workbench_cmds,  # noqa: F401

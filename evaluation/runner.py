@@ -252,12 +252,14 @@ def run_eval(
     report_dir: str | Path | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    on_start=None,
 ) -> RunResult:
     """Evaluate, store predictions as they arrive, score, and write the run's report.
 
     With `resume`, the run's stored settings apply; `changes` (or, without it, `config`) are the
     settings given again: see `resume_config`. `stop_after` ends the prediction loop after that
     many new predictions, leaving the run unfinished (what a killed run looks like; for tests).
+    `on_start(run_id)` is called once the run is recorded, so a killed run's id is known.
     """
     changed: dict = {}
     if resume is not None:
@@ -279,6 +281,8 @@ def run_eval(
             entry = {"changed": {k: {"was": was, "now": now} for k, (was, now) in changed.items()}}
             store.update_run(run_id, config=asdict(config), metrics={"resumed": [*history, entry]})
     store.update_run(run_id, status="running")
+    if on_start is not None:
+        on_start(run_id)
 
     records, sample_ids = register_samples(store, config.benchmark, records, loaded.problems)
     done = set(store.run_predictions(run_id))
@@ -561,9 +565,10 @@ def evaluate(
     resume: str | None = None,
     changes: dict | None = None,
     report_dir: str | Path | None = "eval_reports",
+    on_start=None,
 ) -> RunResult:
     """`sif eval BENCH`: open the store at `db_path` and run (or resume) the evaluation."""
     from db.store import Store
 
     with Store.open(db_path) as store:
-        return run_eval(store, config, resume=resume, changes=changes, report_dir=report_dir)
+        return run_eval(store, config, resume=resume, changes=changes, report_dir=report_dir, on_start=on_start)

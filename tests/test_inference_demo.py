@@ -120,7 +120,7 @@ def test_demo_in_chromium_shows_steps_as_they_stream(chromium, tmp_path):
             for elem in ("#sif-overlay", "#sif-depth-overlay", "#sif-strip"):
                 assert page.locator(f"{elem} img").first.is_visible(), elem
             assert page.locator("#sif-raw textarea").input_value().endswith("</answer>")
-            shot(page, "demo_done")
+            shot(page, "demo", docs=True)
         finally:
             app.close()
     request = server.requests[-1]

@@ -1,4 +1,4 @@
-"""The training defaults are the paper's, then the reference's: each row of the README's defaults
+"""The training defaults are the paper's, then the reference's: each row of docs/defaults.md's
 table equals what `sif train … --print-config` resolves (GRPO on 8 processes), for the settings'
 own defaults and for the shipped configs; the GRPO batch arithmetic; LoRA on `lm_head`."""
 
@@ -25,7 +25,7 @@ STAGES = {"sft": SFTSettings, "grpo": GRPOSettings}
 
 
 def _table() -> list[list[str]]:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "defaults.md").read_text()
     body = text[text.index("<!-- defaults:begin -->") : text.index("<!-- defaults:end -->")]
     rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in body.splitlines()]
     return [r for r in rows if len(r) == 5 and r[0].startswith("`")]

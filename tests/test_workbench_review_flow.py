@@ -3,7 +3,7 @@ screen without scrolling (picture and depth with the chain drawn, the whole chai
 question, ground truth and answer, the review buttons), the box editor shows no rotation and
 nothing over its canvas and zooms small pictures, a 20-sample review session takes at most 45
 actions, and a 10,000-step chain opens in a second. The screenshot the README shows is taken
-here (docs/workbench.png)."""
+here (docs/workbench.png, rewritten when SIF_UPDATE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Training settings: dataclasses read from YAML (`common.settings`) with `--set` overrides.
 
 Defaults are the paper's (PAPER.md), then the public reference's where the paper says nothing
-(the README's defaults table lists each with its source; `sif train … --print-config` shows what
+(docs/defaults.md lists each with its source; `sif train … --print-config` shows what
 TRL and PEFT receive). `trl:` passes any further keyword straight to TRL's `SFTConfig` /
 `GRPOConfig`, so nothing TRL offers is hidden behind these files.
 """

@@ -4,6 +4,7 @@ the run record in the store."""
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -132,6 +133,8 @@ class RunRecord:
             self.store = store = Store.open(db)
             self.run_id = run_id = store.create_run("training", {"stage": kind_name, **config}, name=name)
             store.update_run(run_id, status="running")
+            # named at the start, so a killed run can be found (`sif runs`); written by the main process only
+            print(f"run {run_id} started ({kind_name}, recorded in {db})", file=sys.stderr, flush=True)
 
     def update(self, **metrics) -> None:
         if self.store is not None and self.run_id is not None:

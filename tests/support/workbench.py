@@ -5,6 +5,7 @@ the info panel, the message)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import sqlite3
@@ -79,9 +80,11 @@ def open_page(browser, url: str):
 
 
 def shot(page, name: str, *, docs: bool = False) -> None:
+    """A screenshot under artifacts/screenshots/; with `docs`, and SIF_UPDATE_SCREENSHOTS=1 set, also
+    docs/NAME.png, the picture the README shows (so a test run leaves the checkout clean)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
-    if docs:
+    if docs and os.environ.get("SIF_UPDATE_SCREENSHOTS") == "1":
         DOCS.mkdir(exist_ok=True)
         page.screenshot(path=str(DOCS / f"{name}.png"))
 
