@@ -10,7 +10,7 @@ import time
 import pytest
 
 from db.importers import import_file, sif50k_converter
-from db.store import StoreError, Store
+from db.store import Store, StoreError
 from tests.support.store import synth_folder
 
 
@@ -25,8 +25,7 @@ def store(tmp_path):
 
 def reviews(store: Store) -> dict[int, tuple]:
     return {
-        r.id: (lambda v: (v.status, v.reviewer, v.note, v.rev))(store.get_review(r.id))
-        for r in store.query(limit=1000)
+        r.id: (lambda v: (v.status, v.reviewer, v.note, v.rev))(store.get_review(r.id)) for r in store.query(limit=1000)
     }
 
 
