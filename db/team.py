@@ -56,6 +56,53 @@ def _name(value: str, field_name: str) -> str:
     return value.strip()
 
 
+ANY = "any"
+VALIDITY = {"valid": True, "invalid": False}
+DEPTH_CHECK = {"ok": True, "yes": True, "bad": False, "no": False}
+
+
+@dataclass
+class SampleFilter:
+    """The filters a curator chooses (CLI options, workbench widgets) as words and numbers;
+    `kwargs()` gives `Store.query`/`count`/`decide_many`/`assign` keywords ("any" and blanks do
+    not filter). The store checks the values: a bad one raises a StoreError naming its filter."""
+
+    dataset: str | None = None
+    status: str | None = None
+    validity: str | None = None  # valid | invalid
+    origin: str | None = None
+    run: str | None = None
+    text: str | None = None
+    hiou_min: float | str | None = None
+    hiou_max: float | str | None = None
+    depth: str | None = None  # ok | bad: the final chain's depth check
+    split: str | None = None
+
+    def kwargs(self) -> dict:
+        def pick(value):
+            value = value.strip() if isinstance(value, str) else value
+            return None if value in (None, "", ANY) else value
+
+        validity, depth = pick(self.validity), pick(self.depth)
+        if validity is not None and validity not in VALIDITY:
+            raise StoreError(f"validity: {validity!r} is not one of {', '.join(VALIDITY)}")
+        if depth is not None and depth not in DEPTH_CHECK:
+            raise StoreError(f"depth: {depth!r} is not one of ok, bad")
+        chosen = dict(
+            dataset=pick(self.dataset),
+            status=pick(self.status),
+            valid=None if validity is None else VALIDITY[validity],
+            origin=pick(self.origin),
+            run_id=pick(self.run),
+            text=pick(self.text),
+            hiou_min=pick(self.hiou_min),
+            hiou_max=pick(self.hiou_max),
+            depth_ok=None if depth is None else DEPTH_CHECK[depth],
+            split=pick(self.split),
+        )
+        return {k: v for k, v in chosen.items() if v is not None}
+
+
 # ------------------------------------------------------------ claims
 
 
