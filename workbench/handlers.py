@@ -16,19 +16,21 @@ what they show. Values are plain: HTML strings, picture file paths, the box edit
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from db.store import ChainRevision, ConflictError, Sample, StaleRevisionError, StoreError
+from db.store import ChainRevision, ConflictError, Review, Sample, StaleRevisionError, StoreError
 from workbench import views
 from workbench.draft import Draft
 from workbench.history import chain_diff, history_html
 from workbench.render import DRAW_WINDOW, STRIP_GAP, STRIP_HEIGHT, STRIP_WINDOW, PictureFiles, window
-from workbench.service import ANY, Filters, Workbench
+from workbench.service import ALL_SAMPLES, ANY, MY_QUEUE, Filters, Workbench
 from workbench.stats import compute_stats
 
 ALL_STEPS, SELECTED_STEP = "all steps", "selected step"
 ACCEPT, SAVE_AND_ACCEPT = "Accept (a)", "Save and accept (a)"
+REPLACE = "Replace their decision"
 DECIDED = {"accepted": "Accepted", "rejected": "Rejected", "needs_fix": "Marked as needing a fix"}
 TABS = ("chain", "boxes", "checks", "history", "outputs")
 PANELS = (
@@ -49,6 +51,7 @@ PANELS = (
     "review_note",
     "conflict",
     "rebase",
+    "replace",
     "list",
     "count",
     "page_info",
@@ -63,10 +66,11 @@ PANELS = (
     "out_feedback",
     "f_dataset",
     "f_run",
+    "f_view",
     "whoami",
 )
 # What a kind of action may change (a subset of PANELS): the page updates only those.
-SCREEN = tuple(p for p in PANELS if p not in ("f_dataset", "f_run", "whoami"))  # all but what loading sets
+SCREEN = tuple(p for p in PANELS if p not in ("f_dataset", "f_run", "f_view", "whoami"))  # all but what loading sets
 TYPED = ("target", "message", "chain", "checks", "feedback", "accept")
 EDITED = (*TYPED, "annot", "depth", "strip", "picture_note", "step_text", "answer", "regions")
 LISTED = ("target", "message", "list", "count", "page_info")
@@ -98,6 +102,8 @@ class Target:
     tab: str = "chain"  # the tool tab shown
     history_rev: int | None = None
     output_rev: int | None = None
+    since: float = 0.0  # when the list was loaded: "next" skips what others decided after it
+    replace: str = ""  # a decision waiting for the curator to confirm it replaces someone else's
 
     @classmethod
     def parse(cls, text: str | None) -> Target:
@@ -117,6 +123,13 @@ class Target:
                 out.tab = value if value in TABS else "chain"
             elif key == "draft":
                 out.draft = bool(value)
+            elif key == "replace":
+                out.replace = value if value in DECIDED else ""
+            elif key == "since":
+                try:
+                    out.since = float(value)
+                except (TypeError, ValueError):
+                    continue
             elif value is None or isinstance(value, bool):
                 continue
             else:
@@ -157,11 +170,14 @@ class Handlers:
     def load(self, ctx: Context) -> dict:
         """The page opened (or reloaded): the filters' choices, the list, and its first sample."""
         fresh = self.wb.choices()
+        queued = bool(self.store.queue(ctx.curator))
+        ctx.filters.queue_of = ctx.curator if queued else None  # "My queue" first, for a curator who has one
         out = {
             "whoami": f"<b>SIF Workbench</b> · {views.esc(self.store.path.name)} · Signed in as "
             f"<b>{views.esc(ctx.curator)}</b>",
             "f_dataset": update(choices=fresh["dataset"], value=ANY),
             "f_run": update(choices=fresh["run"], value=ANY),
+            "f_view": MY_QUEUE if queued else ALL_SAMPLES,
         }
         drafts = self.store.count(draft_of=ctx.curator)
         note = (
@@ -176,6 +192,25 @@ class Handlers:
         """A filter or the sort changed: the list from its top, and its first match opened."""
         self._capture(ctx, step_text, answer)
         return self._open_first(ctx)
+
+    def refresh(self, ctx: Context, seen: str | None = None) -> dict:
+        """The live list (a timer): the list and counts again, only when the store changed since
+        `seen` (the change mark the page last got), so an idle page costs one small query."""
+        mark = self.store_mark()
+        if mark == (seen or ""):
+            return {}
+        out = self._listing(ctx, ctx.target.page, ctx.target.sample)
+        out["mark"] = mark
+        return out
+
+    def store_mark(self) -> str:
+        """Changes when anyone decides, edits or is assigned something: the latest review and
+        revision, and the size of the queues."""
+        row = self.store.conn.execute(
+            "SELECT (SELECT MAX(updated_at) FROM reviews), (SELECT MAX(id) FROM chain_revisions),"
+            " (SELECT COUNT(*) FROM assignments), (SELECT COUNT(*) FROM second_reviews WHERE status IS NULL)"
+        ).fetchone()
+        return "|".join(map(str, row))
 
     def turn_page(self, ctx: Context, delta: int) -> dict:
         t = ctx.target
@@ -217,7 +252,7 @@ class Handlers:
         """j / k: the next / previous sample of the filtered, sorted list, from the one on screen."""
         self._capture(ctx, step_text, answer)
         current = ctx.target.sample
-        target = self.wb.neighbour(ctx.filters, current, delta)
+        target = self._free_after(ctx, current) if delta > 0 else self.wb.neighbour(ctx.filters, current, delta)
         if target is None:
             if current is None:
                 return self._nothing(ctx)
@@ -419,6 +454,8 @@ class Handlers:
         draft = self._screen_draft(ctx, sample, step_text, answer)
         if draft is None:
             return self._layout_moved(ctx, sample, self.wb.draft_of(ctx.curator, sample, None)[0])
+        if self.store.blind_review(sample.id, ctx.curator):
+            return self._second_review(ctx, sample, draft, status, note)
         if draft.dirty:
             self.wb.keep_draft(ctx.curator, draft, t.step)
             if status != "accepted":
@@ -457,6 +494,15 @@ class Handlers:
             review = self.store.get_review(sample.id)
             if (review.version, review.status, review.rev, review.note) == (t.version, status, t.rev, note or ""):
                 return self._next(ctx, sample, f"Sample {sample.id} was already {label}: nothing changed.")
+            if review.version != t.version and review.status in DECIDED and review.reviewer != ctx.curator:
+                if review.status == status and review.rev == t.rev:
+                    return self._next(
+                        ctx,
+                        sample,
+                        f"Sample {sample.id} was {label} by {review.reviewer} after you opened it: it is not "
+                        "decided twice.",
+                    )
+                return self._ask_replace(ctx, review, status)
             try:
                 self.wb.review(sample.id, status, ctx.curator, note or "", t.version, t.rev)
             except StaleRevisionError:
@@ -466,11 +512,59 @@ class Handlers:
             done = f"{DECIDED[status]}: sample {sample.id}, revision {t.rev}."
         return self._next(ctx, sample, done)
 
+    def _ask_replace(self, ctx: Context, theirs: Review, status: str) -> dict:
+        """Someone else decided the sample after it was drawn on this screen: nothing is
+        recorded until the curator confirms that theirs replaces it (the race's loser is told)."""
+        t = ctx.target
+        t.version, t.replace = theirs.version, status
+        return {
+            "target": t.dump(),
+            "message": views.message(
+                f"Not {DECIDED[status].lower()} yet: {theirs.reviewer} decided sample {t.sample} "
+                f"({views.STATUS_LABELS.get(theirs.status, theirs.status)}) after you opened it. Press "
+                f"“{REPLACE}” to replace their decision with yours, or move on to keep theirs.",
+                "warn",
+            ),
+            "replace": update(visible=True),
+        }
+
+    def _second_review(self, ctx: Context, sample: Sample, draft: Draft, status: str, note: str) -> dict:
+        """A blind second review (QA or gold): recorded apart from the sample's own review, with
+        the curator's chain when they edited it."""
+        try:
+            self.store.second_review(
+                sample.id, ctx.curator, status, note=note or "", chain=draft.to_chain() if draft.dirty else None
+            )
+        except StoreError as exc:
+            return _msg(f"Not saved: {exc}", "error")
+        self.wb.drop_draft(ctx.curator, sample.id)
+        return self._next(ctx, sample, f"{DECIDED[status]}: sample {sample.id}, revision {ctx.target.rev}.")
+
+    def _free_after(self, ctx: Context, sample_id: int | None, *, wrap: bool = False) -> int | None:
+        """The next sample of the list after `sample_id` (the first when None) that nobody else
+        has open and nobody decided since the list was loaded; with `wrap`, from the top of the
+        list again past its end (on a list that decisions shrink, others may have left samples
+        behind)."""
+        skip = self.store.claimed_by_others(ctx.curator)
+        if ctx.target.since:
+            skip |= self.store.decided_since(ctx.target.since)
+        starts = [sample_id, None] if wrap and sample_id is not None else [sample_id]
+        for current in starts:
+            for _ in range(len(skip) + 1):
+                nxt = self.wb.first(ctx.filters) if current is None else self.wb.neighbour(ctx.filters, current, +1)
+                if nxt is None:
+                    break
+                if nxt not in skip and nxt != sample_id:
+                    return nxt
+                current = nxt
+        return None
+
     def _next(self, ctx: Context, sample: Sample, done: str) -> dict:
         """After a decision: the next sample of the list, unless the curator chose to stay."""
         if ctx.stay:
             return self._show(ctx, sample.id, step=ctx.target.step, note=done, kind="ok")
-        nxt = self.wb.neighbour(ctx.filters, sample.id, +1)
+        shrinking = ctx.filters.status != ANY or ctx.filters.queue_of is not None
+        nxt = self._free_after(ctx, sample.id, wrap=shrinking)
         if nxt is None:
             return self._show(
                 ctx, sample.id, step=ctx.target.step, note=done + " That was the last sample of this list.", kind="ok"
@@ -581,6 +675,17 @@ class Handlers:
         }
 
     # ------------------------------------------------------------ internals
+
+    def _claim(self, ctx: Context, sample_id: int) -> str | None:
+        """Claim the sample for the curator and let go of the one they had open; returns who else
+        holds it (a row clicked or a link followed may open a sample someone has open)."""
+        if self.store.read_only:
+            return None
+        holder = self.store.claim(sample_id, ctx.curator)
+        previous = ctx.target.sample
+        if previous is not None and previous != sample_id:
+            self.store.release_claim(previous, ctx.curator)
+        return holder
 
     def _sample(self, ctx: Context) -> Sample | None:
         if ctx.target.sample is None:
@@ -728,7 +833,8 @@ class Handlers:
         return out
 
     def _open_first(self, ctx: Context, note: str = "") -> dict:
-        first = self.wb.first(ctx.filters)
+        ctx.target.since = time.time()
+        first = self._free_after(ctx, None)
         if first is None:
             return self._nothing(ctx)
         return self._show(ctx, first, note=note, kind="warn" if note else "info")
@@ -736,8 +842,9 @@ class Handlers:
     def _listing(self, ctx: Context, page_no: int, current: int | None) -> dict:
         page = self.wb.browse(ctx.filters, page_no)
         drafted = self.store.drafted(ctx.curator, page.ids)
+        blind = {i for i in page.ids if self.store.blind_review(i, ctx.curator)}
         return {
-            "list": views.sample_list(page.samples, current, drafted),
+            "list": views.sample_list(page.samples, current, drafted, blind),
             "count": f"<b>{page.total}</b> matching of {self.store.count()} samples",
             "page_info": f"page {page.page + 1} / {page.pages}",
         }
@@ -745,8 +852,11 @@ class Handlers:
     def _show(
         self, ctx: Context, sample_id: int, *, step: int | None = None, note: str = "", kind: str = "info"
     ) -> dict:
-        """Open a sample: every panel of the screen, with the curator's draft if there is one."""
+        """Open a sample: every panel of the screen, with the curator's draft if there is one. The
+        sample is claimed for the curator (others' "next" skip it) and their previous one let go."""
         sample = self.store.get_sample(sample_id)
+        holder = self._claim(ctx, sample_id)
+        blind = self.store.blind_review(sample_id, ctx.curator)
         revision = self.store.current_chain(sample_id)
         review = self.store.get_review(sample_id)
         draft, restored = self.wb.draft_of(ctx.curator, sample, None, current=revision)
@@ -763,20 +873,25 @@ class Handlers:
             draft=draft.dirty,
             page=self.wb.page_of(ctx.filters, sample_id),
             tab=ctx.target.tab,
+            since=ctx.target.since,
         )
         ctx.target = t
-        log = self.store.review_log(sample_id) if review.version else []
+        log = self.store.review_log(sample_id) if review.version and not blind else []
         earlier = next((r for r in reversed(log[:-1]) if r.status != "pending"), None)
         out: dict[str, Any] = {
-            "info": views.info(sample, revision, review, draft, earlier=earlier),
-            "review_note": review.note if review.status != "pending" else "",
+            "info": views.info(sample, revision, review, draft, earlier=earlier, blind=blind),
+            "review_note": review.note if review.status != "pending" and not blind else "",
             "conflict": update(visible=False, value=None),
             "rebase": update(visible=False),
+            "replace": update(visible=False),
         }
         out.update(self._editor(ctx, sample, draft, k, stored_problems=revision.problems if revision else ()))
         out.update(self._listing(ctx, t.page, sample_id))
         out.update(self._tab_panels(t, sample_id))
         notes = [note] if note else []
+        if holder is not None:
+            notes.append(f"{holder} has sample {sample_id} open too: agree who decides it.")
+            kind = "warn" if kind == "info" else kind
         if restored and returning:
             notes.append(
                 f"Your unsaved edit of sample {sample_id} (made on revision {draft.base_rev or 0}) is back: save it "
