@@ -1332,8 +1332,8 @@ class Store:
     def assign(self, curator: str, n: int, *, by: str = "", **filters) -> int:
         return team.assign(self, curator, n, by=by, **filters)
 
-    def queue(self, curator: str) -> list[int]:
-        return team.queue(self, curator)
+    def queue(self, curator: str, limit: int | None = None) -> list[int]:
+        return team.queue(self, curator, limit)
 
     def qa_sample(self, fraction: float, seed: int, reviewers: list[str] | None = None) -> list[tuple[int, str]]:
         return team.qa_sample(self, fraction, seed, reviewers)

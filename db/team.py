@@ -313,16 +313,17 @@ def _blind_item(conn, sample_id: int, curator: str, kind: str, position: float, 
     )
 
 
-def queue(store: Store, curator: str) -> list[int]:
+def queue(store: Store, curator: str, limit: int | None = None) -> list[int]:
     """`curator`'s queue in order: assigned samples they have not decided since, and their open
-    second reviews (QA and gold), which look like any other item."""
+    second reviews (QA and gold), which look like any other item. With `limit`, its first items
+    only (a page: the scan stops there)."""
     rows = store.conn.execute(
         "SELECT a.sample_id FROM assignments a WHERE a.curator = ? AND CASE a.kind"
         " WHEN 'queue' THEN NOT EXISTS (SELECT 1 FROM review_log l WHERE l.sample_id = a.sample_id"
         f"  AND l.reviewer = a.curator AND l.status IN {DECISIONS_SQL} AND l.updated_at >= a.assigned_at)"
         " ELSE EXISTS (SELECT 1 FROM second_reviews q WHERE q.sample_id = a.sample_id AND q.curator = a.curator"
-        "  AND q.status IS NULL) END ORDER BY a.position, a.sample_id",
-        [curator],
+        "  AND q.status IS NULL) END ORDER BY a.position LIMIT ?",
+        [curator, -1 if limit is None else int(limit)],
     )
     return [r[0] for r in rows]
 

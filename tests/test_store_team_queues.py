@@ -45,6 +45,7 @@ def test_assign_gives_disjoint_queues_that_empty_as_curators_decide(store):
     decide(store, ann[0], "accepted", "ann")
     decide(store, bob[0], "rejected", "ann")  # someone else's decision leaves bob's item in his queue
     assert store.queue("ann") == ann[1:]
+    assert store.queue("ann", limit=2) == ann[1:3]
     assert store.queue("bob") == bob
     assert store.assign("cid", 100) == 12 - 8  # only samples in nobody's queue
     with pytest.raises(StoreError, match="status: only pending"):
