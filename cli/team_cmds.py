@@ -177,14 +177,19 @@ def qa_sample(
     reviewers: Annotated[
         str | None, typer.Option("--reviewers", help="Comma-separated second curators (default: curator accounts).")
     ] = None,
+    status: Annotated[
+        list[str] | None,
+        typer.Option("--status", help="Sample the samples decided so (repeatable; default: accepted)."),
+    ] = None,
     db: DbOption = DEFAULT_DB,
 ):
-    """Pick accepted samples for a blind second review by another curator (into their queues)."""
+    """Pick decided (by default accepted) samples for a blind second review by another curator (into their queues)."""
     names = [r.strip() for r in reviewers.split(",") if r.strip()] if reviewers else None
+    statuses = tuple(status or ["accepted"])
     with _open(db) as store:
-        picked = store.qa_sample(fraction, seed, names)
+        picked = store.qa_sample(fraction, seed, names, statuses)
     if not picked:
-        fail("no accepted sample could be given to another curator")
+        fail(f"no {'/'.join(statuses)} sample could be given to another curator")
     per: dict[str, int] = {}
     for _, curator in picked:
         per[curator] = per.get(curator, 0) + 1

@@ -1335,8 +1335,10 @@ class Store:
     def queue(self, curator: str, limit: int | None = None) -> list[int]:
         return team.queue(self, curator, limit)
 
-    def qa_sample(self, fraction: float, seed: int, reviewers: list[str] | None = None) -> list[tuple[int, str]]:
-        return team.qa_sample(self, fraction, seed, reviewers)
+    def qa_sample(
+        self, fraction: float, seed: int, reviewers: list[str] | None = None, statuses: tuple[str, ...] = ("accepted",)
+    ) -> list[tuple[int, str]]:
+        return team.qa_sample(self, fraction, seed, reviewers, statuses=statuses)
 
     def blind_review(self, sample_id: int, curator: str) -> bool:
         return team.blind_review(self, sample_id, curator)

@@ -332,18 +332,28 @@ def queue(store: Store, curator: str, limit: int | None = None) -> list[int]:
 
 
 def qa_sample(
-    store: Store, fraction: float, seed: int, reviewers: list[str] | None = None, *, by: str = ""
+    store: Store,
+    fraction: float,
+    seed: int,
+    reviewers: list[str] | None = None,
+    *,
+    statuses: tuple[str, ...] = ("accepted",),
+    by: str = "",
 ) -> list[tuple[int, str]]:
-    """Pick `fraction` of the accepted samples not sampled before (seeded) for a blind second
-    review, each by a curator other than its first reviewer (from `reviewers`; default: the
-    store's curator accounts, else everyone who has a queue or made a decision), put into that
-    curator's queue. Samples with no other curator available are left out."""
+    """Pick `fraction` of the samples decided `statuses` (accepted, by default) not sampled
+    before (seeded) for a blind second review, each by a curator other than its first reviewer
+    (from `reviewers`; default: the store's curator accounts, else everyone who has a queue or
+    made a decision), put into that curator's queue. Samples with no other curator available
+    are left out. (κ needs both decisions to vary: with accepted samples only, the first
+    rater's labels are constant and κ is 0 or undefined, so sample rejected ones too.)"""
     try:
         fraction = float(fraction)
     except (TypeError, ValueError):
         raise StoreError(f"fraction: {fraction!r} is not a number") from None
     if not 0.0 < fraction <= 1.0:
         raise StoreError(f"fraction: {fraction} is not in (0, 1]")
+    for status in statuses:
+        _decision(status, "statuses")
     conn = store.conn
     pool = sorted(set(reviewers)) if reviewers else _curators(store)
     if not pool:
@@ -351,8 +361,9 @@ def qa_sample(
     candidates = [
         (r[0], r[1])
         for r in conn.execute(
-            "SELECT sample_id, reviewer FROM reviews WHERE status = 'accepted' AND sample_id NOT IN"
-            " (SELECT sample_id FROM second_reviews WHERE kind = 'qa') ORDER BY sample_id"
+            "SELECT sample_id, reviewer FROM reviews WHERE status IN (SELECT value FROM json_each(?)) AND sample_id"
+            " NOT IN (SELECT sample_id FROM second_reviews WHERE kind = 'qa') ORDER BY sample_id",
+            [json.dumps(list(statuses))],
         )
     ]
     rng = random.Random(seed)

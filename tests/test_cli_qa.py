@@ -52,6 +52,26 @@ def test_second_reviews_and_the_report(db):
     assert table.exit_code == 0 and "ann" in table.output and "κ" in table.output
 
 
+def test_kappa_over_accepted_and_rejected_samples_matches_the_hand_computed_value(db):
+    for ids, status, who in (("1,2,3,4", "accept", "ann"), ("5,6", "reject", "ann"), ("7,8", "accept", "bob")):
+        assert sif("review", status, "--ids", ids, "--reviewer", who, db=db).exit_code == 0
+    assert sif("review", "reject", "--ids", "9,10", "--reviewer", "bob", db=db).exit_code == 0
+    args = ["qa", "sample", "--fraction", "1", "--reviewers", "ann,bob", "--status", "accepted", "--status", "rejected"]
+    result = sif(*args, db=db)
+    assert result.exit_code == 0 and "10 sample(s) sent for second review: ann 4, bob 6" in result.output
+    second = {1: "a", 2: "a", 3: "r", 4: "a", 5: "r", 6: "a", 7: "a", 8: "r", 9: "r", 10: "r"}
+    with Store.open(db) as store:
+        for sid, label in second.items():
+            store.second_review(sid, "bob" if sid <= 6 else "ann", {"a": "accepted", "r": "rejected"}[label])
+    first = {1: "a", 2: "a", 3: "a", 4: "a", 5: "r", 6: "r", 7: "a", 8: "a", 9: "r", 10: "r"}
+    # By hand: 7 of 10 pairs agree (1, 2, 4, 5, 7, 9, 10): p_o = 0.7. First raters: 6 a, 4 r;
+    # second: 5 a, 5 r → p_e = 0.6·0.5 + 0.4·0.5 = 0.5. κ = (0.7 − 0.5) / (1 − 0.5) = 0.4.
+    assert sum(first[k] == second[k] for k in first) == 7
+    report = json.loads(sif("qa", "report", "--json", db=db).output)
+    assert report["ann"]["pairs"] == report["bob"]["pairs"] == 10
+    assert report["ann"]["kappa"] == pytest.approx(0.4) and report["bob"]["kappa"] == pytest.approx(0.4)
+
+
 def test_a_sample_only_its_first_reviewer_could_check_is_left_out(db):
     assert sif("review", "accept", "--ids", "1", "--reviewer", "ann", db=db).exit_code == 0
     before = dump(db)
