@@ -157,3 +157,34 @@ def test_priority_puts_the_samples_the_model_disagrees_on_first(store):
     store.add_revision(near, wrong, origin="prediction", author="m", run_id=run)
     store.add_revision(near, wrong, origin="prediction", author="m", run_id=run)
     assert [r.id for r in store.query(sort="priority", limit=2)] == [near, far]  # refreshed on the way
+
+
+def test_migration_queues_the_priority_of_outputs_already_stored(tmp_path):
+    from sqlite_utils import Database
+
+    from db.schema import migrate
+
+    path = tmp_path / "old.db"
+    db = Database(path)
+    migrate(db, stop_before="m009_team")
+    db.execute(
+        "INSERT INTO samples (dataset, source_id, image, width, height, question, answer, gt_boxes,"
+        " content_hash, created_at) VALUES ('old', 'o1', 'a.png', 10, 10, 'Q?', 'a', '[[0.1, 0.1, 0.5, 0.5]]',"
+        " 'h1', '2025-01-01')"
+    )
+    db.execute(
+        "INSERT INTO runs (id, kind, status, created_at, updated_at) VALUES ('eval-1', 'evaluation', 'done', 'x', 'x')"
+    )
+    chain = json.dumps(boxed((0.6, 0.6, 0.9, 0.9)).to_json())
+    db.execute(
+        "INSERT INTO chain_revisions (sample_id, rev, origin, author, created_at, chain, text, valid, n_steps, run_id)"
+        " VALUES (1, 1, 'prediction', 'm', '2025-01-02', ?, 't', 1, 2, 'eval-1')",
+        [chain],
+    )
+    db.conn.commit()
+    db.close()
+    with Store.open(path, data_root=tmp_path) as store:
+        assert [r[0] for r in store.conn.execute("SELECT sample_id FROM priority_stale")] == [1]
+        [row] = store.query(sort="priority")
+        priority = store.conn.execute("SELECT priority FROM sample_index WHERE sample_id = 1").fetchone()[0]
+    assert row.id == 1 and priority == pytest.approx(1.0)  # misses the ground truth entirely, one output
