@@ -119,6 +119,18 @@ def review_undo(
     typer.echo(f"batch {batch} undone: {restored} sample(s) have their earlier review again")
 
 
+@review_app.command("batches")
+def review_batches(db: DbOption = DEFAULT_DB):
+    """List the batches, newest first, with what each decided and whether it was undone."""
+    with _open(db) as store:
+        rows = store.batches()
+    for b in rows:
+        undone = f"  undone {b['undone_at']} by {b['undone_by']}" if b["undone_at"] else ""
+        typer.echo(
+            f"{b['id']:>5}  {b['created_at']}  {b['reviewer']}  {b['status']} × {b['count']}  {b['filters']}{undone}"
+        )
+
+
 @review_app.command("priority")
 def review_priority(
     top: Annotated[int, typer.Option("--top", min=0, help="Print this many samples, highest priority first.")] = 10,

@@ -389,6 +389,7 @@ def m009_team(db: Database) -> None:
             curator TEXT NOT NULL,
             expires_at REAL NOT NULL
         );
+        CREATE INDEX claims_expiry ON claims(expires_at);
         CREATE INDEX reviews_updated ON reviews(updated_at);
         CREATE INDEX samples_source_id ON samples(source_id);
         CREATE TABLE review_batches (

@@ -1329,6 +1329,9 @@ class Store:
     def undo_batch(self, batch_id: int, reviewer: str = "undo") -> int:
         return team.undo_batch(self, batch_id, reviewer)
 
+    def batches(self) -> list[dict]:
+        return team.batches(self)
+
     def assign(self, curator: str, n: int, *, by: str = "", **filters) -> int:
         return team.assign(self, curator, n, by=by, **filters)
 

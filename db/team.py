@@ -108,10 +108,11 @@ class SampleFilter:
 
 def claim(store: Store, sample_id: int, curator: str, ttl_s: float = 300.0) -> str | None:
     """Claim (or renew) the sample for `curator` for `ttl_s` seconds. Returns the other curator
-    holding a live claim on it (nothing changes then), else None."""
+    holding a live claim on it (nothing changes then), else None. Expired claims are dropped."""
     curator = _name(curator, "curator")
     t = time.time()
     with store.transaction() as conn:
+        conn.execute("DELETE FROM claims WHERE expires_at <= ? AND sample_id != ?", [t, sample_id])
         row = conn.execute("SELECT curator, expires_at FROM claims WHERE sample_id = ?", [sample_id]).fetchone()
         if row is not None and row[0] != curator and row[1] > t:
             return str(row[0])
@@ -366,6 +367,7 @@ def qa_sample(
             [json.dumps(list(statuses))],
         )
     ]
+    had = {(r[0], r[1]) for r in conn.execute("SELECT sample_id, curator FROM second_reviews")}  # gold checks
     rng = random.Random(seed)
     k = min(len(candidates), math.ceil(fraction * len(candidates)))
     picked = sorted(rng.sample(candidates, k))
@@ -373,7 +375,7 @@ def qa_sample(
     stamp = _iso()
     with store.transaction():
         for sample_id, first in picked:
-            others = [c for c in pool if c != first]
+            others = [c for c in pool if c != first and (sample_id, c) not in had]
             if not others:
                 continue
             second = rng.choice(others)

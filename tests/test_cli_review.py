@@ -53,6 +53,9 @@ def test_ids_then_filter_batches_and_undo_restore_every_earlier_status(db):
     assert statuses(db) == before
     again = sif("review", "undo", str(batch), db=db)
     assert again.exit_code == 1 and "undone already" in again.output
+    listed = sif("review", "batches", db=db).output.splitlines()
+    assert listed[0].split()[:5] == [str(batch), listed[0].split()[1], "ann", "accepted", "×"]
+    assert "undone" in listed[0] and "undone" not in listed[1] and '"ids": [1, 5, 9]' in listed[1]
 
 
 def test_undo_refuses_when_a_sample_was_decided_after_the_batch(db):

@@ -188,3 +188,13 @@ def test_migration_queues_the_priority_of_outputs_already_stored(tmp_path):
         [row] = store.query(sort="priority")
         priority = store.conn.execute("SELECT priority FROM sample_index WHERE sample_id = 1").fetchone()[0]
     assert row.id == 1 and priority == pytest.approx(1.0)  # misses the ground truth entirely, one output
+
+
+def test_a_curator_who_checked_a_gold_sample_is_not_asked_to_qa_it_again(store):
+    gold = store.query(limit=1)[0].id
+    store.mark_gold([gold], "accepted")
+    assert store.assign("bob", 3) == 3 and gold in store.queue("bob")
+    store.second_review(gold, "bob", "accepted")
+    decide(store, gold, "accepted", "ann")
+    assert store.qa_sample(1.0, seed=0, reviewers=["ann", "bob"]) == []  # bob has had it, ann decided it
+    assert store.qa_sample(1.0, seed=0, reviewers=["ann", "bob", "cid"]) == [(gold, "cid")]
