@@ -11,6 +11,10 @@ sent, so a fast key never overtakes the one before it.
 from __future__ import annotations
 
 import getpass
+import threading
+import time
+from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
@@ -27,6 +31,7 @@ from workbench.handlers import (
     EDITED,
     LISTED,
     PANELS,
+    REBASE,
     REPLACE,
     SCREEN,
     SELECTED_STEP,
@@ -242,9 +247,7 @@ def review_panel() -> dict:
         with gr.Row(elem_classes="wb-tight"):
             ui["save"] = gr.Button("Save edit (Ctrl+S)", size="sm", elem_id="wb-save", min_width=90)
             ui["discard"] = gr.Button("Discard edit", size="sm", elem_id="wb-discard", min_width=90)
-            ui["rebase"] = gr.Button(
-                "Keep my edit on top of theirs", size="sm", visible=False, elem_id="wb-rebase", min_width=90
-            )
+            ui["rebase"] = gr.Button(REBASE, size="sm", visible=False, elem_id="wb-rebase", min_width=90)
             ui["replace"] = gr.Button(REPLACE, size="sm", variant="stop", visible=False, elem_id="wb-replace")
     ui["message"] = gr.HTML(elem_id="wb-message")
     ui["runs_pick"] = gr.Textbox(visible="hidden", elem_id="wb-runs-pick")  # set by the Runs tab
@@ -258,7 +261,9 @@ def review_panel() -> dict:
     return ui
 
 
-def curate_tab(app: gr.Blocks, handlers: Handlers, store: Store, local_user: str, signin: SignIn) -> dict:
+def curate_tab(
+    app: gr.Blocks, handlers: Handlers, store: Store, local_user: str, signin: SignIn, cpu: ActionCpu
+) -> dict:
     with gr.Tab("Curate", id="curate"):
         ui = {"timer": gr.Timer(LIVE_EVERY_S)}
         with gr.Row(elem_id="wb-main", equal_height=False):
@@ -267,7 +272,7 @@ def curate_tab(app: gr.Blocks, handlers: Handlers, store: Store, local_user: str
             with gr.Column(scale=1, min_width=400, elem_id="wb-side"):
                 ui.update(sample_panel())
                 ui.update(review_panel())
-    wire_curate(ui, handlers, local_user, app.load)
+    wire_curate(ui, handlers, local_user, app.load, cpu)
     return ui
 
 
@@ -400,7 +405,27 @@ def make_context(values, request, local_user: str) -> Context:
     return Context(curator, Target.parse(target), filters, show == SELECTED_STEP, bool(show_gt), bool(stay))
 
 
-def wire_curate(ui: dict, h: Handlers, local_user: str, page_load) -> None:
+class ActionCpu:
+    """Server CPU of each named action (the handler's thread, from the page's values in to the
+    panels out): what `bench/load.py` reports per next and accept."""
+
+    def __init__(self):
+        self.seconds: dict[str, list[float]] = defaultdict(list)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def measure(self, name: str | None):
+        start = time.thread_time()
+        try:
+            yield
+        finally:
+            if name:
+                spent = time.thread_time() - start
+                with self._lock:
+                    self.seconds[name].append(spent)
+
+
+def wire_curate(ui: dict, h: Handlers, local_user: str, page_load, cpu: ActionCpu) -> None:
     """Connect each curate widget to its handler: every action gets the context (target, filters,
     view settings) and the values it names, and may update any panel."""
     context = [ui[name] for name in (*CONTEXT, *VIEW)]
@@ -427,11 +452,15 @@ def wire_curate(ui: dict, h: Handlers, local_user: str, page_load) -> None:
             return changed or [gr.skip()] * len(outputs)
 
         def run(request: gr.Request, *values):
-            return to_gradio(fn(make_context(values[:n], request, local_user), *values[n:]))
+            with cpu.measure(api):
+                return to_gradio(fn(make_context(values[:n], request, local_user), *values[n:]))
 
         def run_clicked(request: gr.Request, evt: gr.EventData, *values):
             """An HTML list or picture was clicked: `fn` gets what was clicked first."""
-            return to_gradio(fn(make_context(values[:n], request, local_user), evt._data.get(event_key), *values[n:]))
+            with cpu.measure(api):
+                return to_gradio(
+                    fn(make_context(values[:n], request, local_user), evt._data.get(event_key), *values[n:])
+                )
 
         return trigger(
             run if event_key is None else run_clicked,
@@ -521,13 +550,15 @@ def build_app(
     handlers = Handlers(wb, pictures)
     team = TeamActions(wb, signin, pictures.folder.parent / "sif-exports")
     local_user = default_user or getpass.getuser() or "curator"
+    cpu = ActionCpu()
     with gr.Blocks(title="SIF Workbench", delete_cache=(1800, 3600)) as app:
         with gr.Tabs(elem_id="wb-tabs"):
-            curate = curate_tab(app, handlers, store, local_user, signin)
+            curate = curate_tab(app, handlers, store, local_user, signin, cpu)
             stats_tab(handlers, team)
             team_tab(app, team, curate, local_user)
             add_runs_tab(store, curate["runs_pick"])
             keys_tab()
+    app.action_cpu = cpu  # type: ignore[attr-defined]
     return app
 
 

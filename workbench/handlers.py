@@ -30,7 +30,7 @@ from workbench.stats import compute_stats
 
 ALL_STEPS, SELECTED_STEP = "all steps", "selected step"
 ACCEPT, SAVE_AND_ACCEPT = "Accept (a)", "Save and accept (a)"
-REPLACE = "Replace their decision"
+REPLACE, REBASE = "Replace their decision", "Keep my edit on top of theirs"
 DECIDED = {"accepted": "Accepted", "rejected": "Rejected", "needs_fix": "Marked as needing a fix"}
 TABS = ("chain", "boxes", "checks", "history", "outputs")
 PANELS = (
@@ -74,6 +74,21 @@ SCREEN = tuple(p for p in PANELS if p not in ("f_dataset", "f_run", "f_view", "w
 TYPED = ("target", "message", "chain", "checks", "feedback", "accept")
 EDITED = (*TYPED, "annot", "depth", "strip", "picture_note", "step_text", "answer", "regions")
 LISTED = ("target", "message", "list", "count", "page_info")
+# What the tool tabs not shown hold once a sample is opened (a tab is drawn when it is opened).
+# Opening a sample sends every panel: one it left out would cost Gradio a new component.
+HIDDEN_TABS = {
+    "regions": [],
+    "feedback": "",
+    "history": "",
+    "diff": None,
+    "history_msg": "",
+    "output_pick": None,
+    "out_image": None,
+    "out_depth": None,
+    "out_strip": None,
+    "out_text": "",
+    "out_feedback": "",
+}
 EMPTY_STORE = "This store has no samples yet: import some (sif import …), or try the demo (sif workbench --demo)."
 
 
@@ -104,6 +119,8 @@ class Target:
     output_rev: int | None = None
     since: float = 0.0  # when the list was loaded: "next" skips what others decided after it
     replace: str = ""  # a decision waiting for the curator to confirm it replaces someone else's
+    alerts: bool = False  # the conflict diff or the rebase / replace buttons are shown
+    label: int = -2  # the step the step-text field's label names (-1: none; -2: not known)
 
     @classmethod
     def parse(cls, text: str | None) -> Target:
@@ -121,8 +138,8 @@ class Target:
                 continue
             if key == "tab":
                 out.tab = value if value in TABS else "chain"
-            elif key == "draft":
-                out.draft = bool(value)
+            elif key in ("draft", "alerts"):
+                setattr(out, key, bool(value))
             elif key == "replace":
                 out.replace = value if value in DECIDED else ""
             elif key == "since":
@@ -516,7 +533,7 @@ class Handlers:
         """Someone else decided the sample after it was drawn on this screen: nothing is
         recorded until the curator confirms that theirs replaces it (the race's loser is told)."""
         t = ctx.target
-        t.version, t.replace = theirs.version, status
+        t.version, t.replace, t.alerts = theirs.version, status, True
         return {
             "target": t.dump(),
             "message": views.message(
@@ -793,12 +810,15 @@ class Handlers:
         )
         out["conflict"] = update(visible=True, value=chain_diff(theirs.text, self.wb.text_of(draft.to_chain())))
         out["rebase"] = update(visible=True)
+        ctx.target.alerts = True
+        out["target"] = ctx.target.dump()
         return out
 
     def _nothing(self, ctx: Context, text: str | None = None) -> dict:
         """Empty state: no sample to show (an empty store, or no match)."""
         t = ctx.target
         t.sample, t.rev, t.version, t.step, t.layout, t.draft, t.page = None, 0, 0, 0, 0, False, 0
+        t.alerts, t.label = False, -2
         empty = self.store.count() == 0
         text = text or (EMPTY_STORE if empty else "No sample matches these filters.")
         out: dict[str, Any] = {
@@ -812,21 +832,13 @@ class Handlers:
             "checks": "",
             "step_text": update(value="", label="Step text"),
             "answer": "",
-            "regions": [],
-            "feedback": "",
+            **HIDDEN_TABS,
             "accept": ACCEPT,
             "review_note": "",
             "conflict": update(visible=False, value=None),
             "rebase": update(visible=False),
-            "history": "",
-            "diff": None,
-            "history_msg": "",
+            "replace": update(visible=False),
             "output_pick": update(choices=[], value=None),
-            "out_image": None,
-            "out_depth": None,
-            "out_strip": None,
-            "out_text": "",
-            "out_feedback": "",
             "message": "",
         }
         out.update(self._listing(ctx, 0, None))
@@ -874,17 +886,28 @@ class Handlers:
             page=self.wb.page_of(ctx.filters, sample_id),
             tab=ctx.target.tab,
             since=ctx.target.since,
+            label=ctx.target.label,
         )
+        alerts = ctx.target.alerts
         ctx.target = t
         log = self.store.review_log(sample_id) if review.version and not blind else []
         earlier = next((r for r in reversed(log[:-1]) if r.status != "pending"), None)
         out: dict[str, Any] = {
+            **HIDDEN_TABS,
             "info": views.info(sample, revision, review, draft, earlier=earlier, blind=blind),
             "review_note": review.note if review.status != "pending" and not blind else "",
-            "conflict": update(visible=False, value=None),
-            "rebase": update(visible=False),
-            "replace": update(visible=False),
+            "conflict": None,
+            "rebase": REBASE,
+            "replace": REPLACE,
         }
+        if alerts:  # a widget update costs Gradio a component per action: hide them only when shown
+            out.update(
+                {
+                    "conflict": update(visible=False, value=None),
+                    "rebase": update(visible=False),
+                    "replace": update(visible=False),
+                }
+            )
         out.update(self._editor(ctx, sample, draft, k, stored_problems=revision.problems if revision else ()))
         out.update(self._listing(ctx, t.page, sample_id))
         out.update(self._tab_panels(t, sample_id))
@@ -920,21 +943,29 @@ class Handlers:
         chain = draft.to_chain()
         preview = self.wb.feedback(sample, chain)
         out: dict[str, Any] = self._pictures(ctx, sample, draft, k, with_editor=with_editor, chain=chain)
+        step_text = self._step_text(t, draft, k)
         out.update(
             {
                 "target": t.dump(),
                 "chain": views.chain(draft, k, out.pop("_drawn"), preview, dirty=draft.dirty),
                 "checks": views.checks_line(preview),
-                "step_text": update(
-                    value=draft.steps[k].text if draft.steps else "",
-                    label=f"Step {k + 1} text" if draft.steps else "Step text (no steps yet)",
-                ),
+                "step_text": step_text,
                 "answer": draft.answer,
                 "accept": SAVE_AND_ACCEPT if draft.dirty else ACCEPT,
             }
         )
         out.update(self._open_tab(t, draft, preview, stored_problems))
         return out
+
+    @staticmethod
+    def _step_text(t: Target, draft: Draft, k: int):
+        """The step's text, with the field's label ("Step 3 text") only when it changes."""
+        text = draft.steps[k].text if draft.steps else ""
+        labelled = k if draft.steps else -1
+        if labelled == t.label:
+            return text
+        t.label = labelled
+        return update(value=text, label=f"Step {k + 1} text" if draft.steps else "Step text (no steps yet)")
 
     @staticmethod
     def _open_tab(t: Target, draft: Draft, preview, stored_problems=()) -> dict:

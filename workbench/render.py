@@ -179,7 +179,7 @@ def render_views(
 
 
 class PictureFiles:
-    """Writes rendered pictures as JPEG files under `folder` (named by content, so an unchanged
+    """Writes rendered pictures as JPEG files in `folder` (named by content, so an unchanged
     picture is written and fetched once), for the browser to load; the folder is what the app
     serves, never the data root.
 
@@ -201,15 +201,14 @@ class PictureFiles:
         buf = io.BytesIO()
         image.save(buf, format="JPEG", quality=JPEG_QUALITY)
         data = buf.getvalue()
-        folder = self.folder / hashlib.sha1(data).hexdigest()[:20]
-        path = folder / f"{name}.jpg"
+        path = self.folder / f"{name}-{hashlib.sha1(data).hexdigest()[:20]}.jpg"
         try:
             os.utime(path)
             return str(path)
         except FileNotFoundError:
             pass
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{name}.{threading.get_ident()}.tmp"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{name}.{threading.get_ident()}.tmp"
         tmp.write_bytes(data)
         tmp.replace(path)
         with self._lock:
@@ -221,7 +220,7 @@ class PictureFiles:
 
     def sweep(self) -> int:
         """Remove the least recently used files beyond `keep` under `bound` (and the folders they
-        leave empty); returns how many were removed."""
+        leave empty, such as Gradio's per-file ones); returns how many were removed."""
         files = []
         for root, _, names in os.walk(self.bound):
             for n in names:

@@ -50,6 +50,9 @@ class ServePolicy:
         atexit.register(self.remove_cache)
         os.environ["GRADIO_TEMP_DIR"] = str(self.cache_dir)
         os.environ["GRADIO_EXAMPLES_CACHE"] = str(self.cache_dir / "examples")
+        # Gradio rebuilds a pandas summary of up to 10,000 past events after every event by
+        # default: the largest cost of a decision after drawing it. Every 1,000 events is plenty.
+        os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 
     def pictures(self) -> PictureFiles:
         """Where the app writes what it renders: inside the served cache folder, which is kept to
