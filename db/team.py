@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
 import statistics
@@ -18,9 +19,11 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import yaml
 
 from db.errors import StoreError
 from db.schema import DECISIONS_SQL
@@ -724,22 +727,23 @@ class StoreAccounts(Accounts):
 
 
 class AuthFile(Accounts):
-    """Accounts in a JSON file (`{"users": {name: {"role": …, "hash": …}}}`), written atomically."""
+    """Accounts in a file, `{"users": {name: {"role": …, "hash": …}}}`: YAML when it is named
+    `.yaml`/`.yml`, else JSON; written atomically, readable by its owner only."""
 
     def __init__(self, path):
-        from pathlib import Path
-
         self.path = Path(path)
+        self.yaml = self.path.suffix.lower() in (".yaml", ".yml")
 
     def _load(self) -> dict:
         if not self.path.exists():
             return {}
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            text = self.path.read_text(encoding="utf-8")
+            data = yaml.safe_load(text) if self.yaml else json.loads(text)
             users = data["users"]
             if not isinstance(users, dict):
-                raise TypeError("users is not an object")
-        except (ValueError, KeyError, TypeError) as exc:
+                raise TypeError("users is not a mapping")
+        except (ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
             raise StoreError(f"{self.path}: not an auth file ({exc})") from None
         return users
 
@@ -751,11 +755,10 @@ class AuthFile(Accounts):
         return None if not isinstance(entry, dict) else (str(entry.get("role")), str(entry.get("hash")))
 
     def _put(self, name: str, role: str, digest: str) -> None:
-        import os
-
         users = self._load()
         users[name] = {"role": role, "hash": digest}
+        data = {"users": users}
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"users": users}, indent=2), encoding="utf-8")
+        tmp.write_text(yaml.safe_dump(data) if self.yaml else json.dumps(data, indent=2), encoding="utf-8")
         os.chmod(tmp, 0o600)
         tmp.replace(self.path)

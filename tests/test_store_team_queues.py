@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from db.importers import import_file, sif50k_converter
 from db.store import Store, StoreError
@@ -122,9 +123,9 @@ def test_matched_iou_pairs_boxes_one_to_one():
     assert matched_iou(left, left[:1]) == pytest.approx(0.5)  # the unmatched box counts 0
 
 
-@pytest.mark.parametrize("where", ["store", "file"])
+@pytest.mark.parametrize("where", ["store", "auth.json", "auth.yaml"])
 def test_accounts_keep_salted_hashes_only(store, tmp_path, where):
-    accounts = store if where == "store" else AuthFile(tmp_path / "auth.json")
+    accounts = store if where == "store" else AuthFile(tmp_path / where)
     accounts.add_user("ann", "curator", "correct horse")
     accounts.add_user("root", "admin", "correct horse")
     assert accounts.verify_user("ann", "correct horse") == "curator"
@@ -137,7 +138,7 @@ def test_accounts_keep_salted_hashes_only(store, tmp_path, where):
     stored = (
         [r[0] for r in store.conn.execute("SELECT password_hash FROM users")]
         if where == "store"
-        else [u["hash"] for u in json.loads((tmp_path / "auth.json").read_text())["users"].values()]
+        else [u["hash"] for u in yaml.safe_load((tmp_path / where).read_text())["users"].values()]
     )
     assert len(set(stored)) == 2 and all(h.startswith("$argon2") and "correct" not in h for h in stored)
 
