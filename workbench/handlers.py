@@ -561,8 +561,8 @@ class Handlers:
         """The next sample of the list after `sample_id` (the first when None) that nobody else
         has open and nobody decided since the list was loaded; with `wrap`, from the top of the
         list again past its end (on a list that decisions shrink, others may have left samples
-        behind)."""
-        skip = self.store.claimed_by_others(ctx.curator)
+        behind). A curator's own queue is theirs: others' claims do not hide any of it."""
+        skip = self.store.claimed_by_others(ctx.curator) if ctx.filters.queue_of is None else set()
         if ctx.target.since:
             skip |= self.store.decided_since(ctx.target.since)
         starts = [sample_id, None] if wrap and sample_id is not None else [sample_id]

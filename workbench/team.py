@@ -177,7 +177,9 @@ class TeamActions:
             if manifest
             else ""
         )
-        return _msg(report.summary(), "ok"), text, str(archive)
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items())) or "none"
+        done = f"Exported {report.exported} sample(s) ({kind}); skipped: {skipped}. The files are in the zip below."
+        return _msg(done, "ok"), text, str(archive)
 
     # ------------------------------------------------------------ report
 
