@@ -558,7 +558,7 @@ def build_app(
             team_tab(app, team, curate, local_user)
             add_runs_tab(store, curate["runs_pick"])
             keys_tab()
-    app.action_cpu = cpu  # type: ignore[attr-defined]
+    app.action_cpu = cpu
     return app
 
 

@@ -76,7 +76,7 @@ EDITED = (*TYPED, "annot", "depth", "strip", "picture_note", "step_text", "answe
 LISTED = ("target", "message", "list", "count", "page_info")
 # What the tool tabs not shown hold once a sample is opened (a tab is drawn when it is opened).
 # Opening a sample sends every panel: one it left out would cost Gradio a new component.
-HIDDEN_TABS = {
+HIDDEN_TABS: dict[str, Any] = {
     "regions": [],
     "feedback": "",
     "history": "",

@@ -5,7 +5,7 @@ as text and never becomes markup. Pure functions, tested without a browser."""
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 
 from db.store import ChainRevision, Review, Sample, SampleRow
 from sif.draw import step_colour
@@ -167,7 +167,7 @@ def feedback(preview: RewardPreview, stored_problems: Sequence[str] = (), *, dir
 
 
 def sample_list(
-    rows: Sequence[SampleRow], current: int | None, drafted: set[int], blind: set[int] = frozenset()
+    rows: Sequence[SampleRow], current: int | None, drafted: set[int], blind: Set[int] = frozenset()
 ) -> str:
     """A page of the filtered list: each sample's id, status, checks and its question, readable;
     the samples in `blind` (the curator's second reviews) show no status."""
