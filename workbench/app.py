@@ -44,7 +44,7 @@ from workbench.handlers import (
 from workbench.history import DIFF_COLOURS
 from workbench.render import PictureFiles
 from workbench.runs_view import add_runs_tab
-from workbench.service import ALL_SAMPLES, ANY, MY_QUEUE, SORTS, VALIDITY, Filters, Workbench
+from workbench.service import ANY, SORTS, VALIDITY, Filters, Workbench
 from workbench.serving import DEFAULT_HOST, DEFAULT_PORT, ServePolicy, SignIn, user_of
 from workbench.shortcuts import shortcuts_head, shortcuts_markdown
 from workbench.team import DECISION_LABELS, TeamActions
@@ -91,12 +91,10 @@ def _clickable(elem_id: str, attr: str, key: str, mark: str, **kw) -> gr.HTML:
 # ------------------------------------------------------------ layout: one function per panel
 
 
-def browse_panel(store: Store, signin: SignIn) -> dict:
+def browse_panel(store: Store) -> dict:
     with gr.Column(scale=0, min_width=330, elem_id="wb-browse"):
         ui = {
             "whoami": gr.HTML(f"<b>SIF Workbench</b> · {esc(store.path.name)}", elem_id="wb-user"),
-            # Gradio's /logout ends the session and shows the sign-in page again.
-            "signout": gr.Button("Sign out", link="/logout", size="sm", visible=signin.enabled, elem_id="wb-signout"),
             "mark": gr.Textbox(visible="hidden", elem_id="wb-mark"),  # the store's change mark the list was drawn at
             "target": gr.Textbox(Target().dump(), visible="hidden", elem_id="wb-target"),
             "open_id": gr.Number(visible="hidden", precision=0, elem_id="wb-open-id"),  # opens a sample by id (API)
@@ -117,9 +115,7 @@ def browse_panel(store: Store, signin: SignIn) -> dict:
             ui["f_run"] = gr.Dropdown([ANY], value=ANY, label="Run", elem_id="wb-f-run", min_width=0)
             ui["f_sort"] = gr.Dropdown(list(SORTS), value="id", label="Sort", elem_id="wb-f-sort", min_width=0)
         with gr.Row(elem_classes="wb-tight"):
-            ui["f_view"] = gr.Radio(
-                [MY_QUEUE, ALL_SAMPLES], value=ALL_SAMPLES, show_label=False, elem_id="wb-f-view", container=False
-            )
+            ui["f_view"] = gr.Checkbox(False, label="my queue", elem_id="wb-f-view")
             ui["f_drafts"] = gr.Checkbox(False, label="only my unsaved edits", elem_id="wb-f-drafts")
         ui["count"] = gr.HTML(elem_id="wb-count")
         ui["list"] = _clickable("wb-list", "data-sample", "sample", ".wb-current")
@@ -261,13 +257,11 @@ def review_panel() -> dict:
     return ui
 
 
-def curate_tab(
-    app: gr.Blocks, handlers: Handlers, store: Store, local_user: str, signin: SignIn, cpu: ActionCpu
-) -> dict:
+def curate_tab(app: gr.Blocks, handlers: Handlers, store: Store, local_user: str, cpu: ActionCpu) -> dict:
     with gr.Tab("Curate", id="curate"):
         ui = {"timer": gr.Timer(LIVE_EVERY_S)}
         with gr.Row(elem_id="wb-main", equal_height=False):
-            ui.update(browse_panel(store, signin))
+            ui.update(browse_panel(store))
             ui.update(look_panel())
             with gr.Column(scale=1, min_width=400, elem_id="wb-side"):
                 ui.update(sample_panel())
@@ -400,7 +394,7 @@ def make_context(values, request, local_user: str) -> Context:
         text or "",
         sort or "id",
         curator if drafts else None,
-        curator if view == MY_QUEUE else None,
+        curator if view else None,
     )
     return Context(curator, Target.parse(target), filters, show == SELECTED_STEP, bool(show_gt), bool(stay))
 
@@ -547,13 +541,13 @@ def build_app(
     pictures = pictures or PictureFiles(Path(get_upload_folder()) / "sif-views")
     signin = signin or SignIn()
     wb = Workbench(store)
-    handlers = Handlers(wb, pictures)
+    handlers = Handlers(wb, pictures, sign_out=signin.enabled)
     team = TeamActions(wb, signin, pictures.folder.parent / "sif-exports")
     local_user = default_user or getpass.getuser() or "curator"
     cpu = ActionCpu()
     with gr.Blocks(title="SIF Workbench", delete_cache=(1800, 3600)) as app:
         with gr.Tabs(elem_id="wb-tabs"):
-            curate = curate_tab(app, handlers, store, local_user, signin, cpu)
+            curate = curate_tab(app, handlers, store, local_user, cpu)
             stats_tab(handlers, team)
             team_tab(app, team, curate, local_user)
             add_runs_tab(store, curate["runs_pick"])

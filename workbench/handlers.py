@@ -25,7 +25,7 @@ from workbench import views
 from workbench.draft import Draft
 from workbench.history import chain_diff, history_html
 from workbench.render import DRAW_WINDOW, STRIP_GAP, STRIP_HEIGHT, STRIP_WINDOW, PictureFiles, window
-from workbench.service import ALL_SAMPLES, ANY, MY_QUEUE, Filters, Workbench
+from workbench.service import ANY, Filters, Workbench
 from workbench.stats import compute_stats
 
 ALL_STEPS, SELECTED_STEP = "all steps", "selected step"
@@ -177,8 +177,9 @@ def _msg(text: str, kind: str = "info") -> dict:
 
 
 class Handlers:
-    def __init__(self, wb: Workbench, pictures: PictureFiles):
+    def __init__(self, wb: Workbench, pictures: PictureFiles, *, sign_out: bool = False):
         self.wb = wb
+        self.sign_out = sign_out  # curators signed in: offer to sign out
         self.store = wb.store
         self.pictures = pictures
 
@@ -187,14 +188,16 @@ class Handlers:
     def load(self, ctx: Context) -> dict:
         """The page opened (or reloaded): the filters' choices, the list, and its first sample."""
         fresh = self.wb.choices()
-        queued = bool(self.store.queue(ctx.curator))
+        queued = bool(self.store.queue(ctx.curator, limit=1))
         ctx.filters.queue_of = ctx.curator if queued else None  # "My queue" first, for a curator who has one
         out = {
             "whoami": f"<b>SIF Workbench</b> · {views.esc(self.store.path.name)} · Signed in as "
-            f"<b>{views.esc(ctx.curator)}</b>",
+            f"<b>{views.esc(ctx.curator)}</b>"
+            # Gradio's /logout ends the session and shows the sign-in page again.
+            + (' · <a href="/logout" id="wb-signout">Sign out</a>' if self.sign_out else ""),
             "f_dataset": update(choices=fresh["dataset"], value=ANY),
             "f_run": update(choices=fresh["run"], value=ANY),
-            "f_view": MY_QUEUE if queued else ALL_SAMPLES,
+            "f_view": queued,
         }
         drafts = self.store.count(draft_of=ctx.curator)
         note = (

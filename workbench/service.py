@@ -32,7 +32,6 @@ SORTS = {  # label → (store sort key, descending)
     "chain length ↓": ("n_steps", True),
     "model disagreement (priority)": ("priority", False),
 }
-MY_QUEUE, ALL_SAMPLES = "my queue", "all samples"
 VALIDITY = {ANY: None, "valid": True, "invalid": False}
 
 

@@ -191,7 +191,7 @@ CONTEXT_DEFAULTS = {  # the filters and view settings a fresh page sends, in the
     "text": "",
     "sort": "id",
     "drafts": False,
-    "view": "all samples",
+    "view": False,
     "show": "all steps",
     "show_gt": True,
     "stay": False,
