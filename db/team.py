@@ -615,6 +615,8 @@ def refresh_priority(store: Store, *, everything: bool = False) -> int:
     else:
         targets = [r[0] for r in conn.execute("SELECT sample_id FROM priority_stale")]
     targets = sorted(set(targets))
+    if not targets:
+        return 0  # nothing changed: no write (the priority sort asks on every page)
     values: list[tuple[float | None, int]] = []
     for start in range(0, len(targets), 500):
         part = targets[start : start + 500]
