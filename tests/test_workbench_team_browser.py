@@ -3,7 +3,8 @@ assigns each curator a queue from the current filter; each curator's screen open
 and they work it with the keys; a blind second review (QA) of each decided sample goes to the
 other curator, whose screen does not show the first decision; the agreement report in Stats
 shows the κ and counts computed here by hand; the admin's bulk accept of a filter, then its
-undo, restores every earlier status; curators see no Team tab, and Sign out signs out."""
+undo, restores every earlier status; the admin's list follows the curators' decisions by itself;
+curators see no Team tab, and Sign out signs out."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from db.store import Store
 from tests.support.workbench import TIMEOUT, copy_store, login, pick, serve, settle, shown, wait_shown, wait_text
+from workbench.app import LIVE_EVERY_S
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ACCOUNTS = {"root": ("admin", "root-pw"), "ann": ("curator", "ann-pw"), "bob": ("curator", "bob-pw")}
@@ -84,6 +86,13 @@ def test_assign_queues_blind_second_reviews_agreement_and_bulk_undo(chromium, se
         assert {s: (store.get_review(s).status, store.get_review(s).reviewer) for s in decided} == {
             s: (status, name) for s, status in decided.items()
         }
+    # The admin's list (the pending filter, on the Curate tab) followed their decisions by itself.
+    admin.get_by_role("tab", name="Curate").click()
+    admin.wait_for_function(
+        "n => document.querySelector('#wb-count').textContent.trim().startsWith(n + ' matching')",
+        arg=str(store.count(status="pending")),
+        timeout=3000 * LIVE_EVERY_S,
+    )
 
     # Second reviews (as `sif qa sample --fraction 1 --status accepted,rejected` would pick them):
     # each decided sample goes, blind, to the other curator.

@@ -257,9 +257,11 @@ def review_panel() -> dict:
     return ui
 
 
-def curate_tab(app: gr.Blocks, handlers: Handlers, store: Store, local_user: str, cpu: ActionCpu) -> dict:
+def curate_tab(
+    app: gr.Blocks, handlers: Handlers, store: Store, local_user: str, cpu: ActionCpu, timer: gr.Timer
+) -> dict:
     with gr.Tab("Curate", id="curate"):
-        ui = {"timer": gr.Timer(LIVE_EVERY_S)}
+        ui = {"timer": timer}
         with gr.Row(elem_id="wb-main", equal_height=False):
             ui.update(browse_panel(store))
             ui.update(look_panel())
@@ -546,8 +548,9 @@ def build_app(
     local_user = default_user or getpass.getuser() or "curator"
     cpu = ActionCpu()
     with gr.Blocks(title="SIF Workbench", delete_cache=(1800, 3600)) as app:
+        timer = gr.Timer(LIVE_EVERY_S)  # outside the tabs: it ticks whichever tab is shown
         with gr.Tabs(elem_id="wb-tabs"):
-            curate = curate_tab(app, handlers, store, local_user, cpu)
+            curate = curate_tab(app, handlers, store, local_user, cpu, timer)
             stats_tab(handlers, team)
             team_tab(app, team, curate, local_user)
             add_runs_tab(store, curate["runs_pick"])
