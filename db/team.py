@@ -231,11 +231,10 @@ def undo_batch(store: Store, batch_id: int, reviewer: str = "undo") -> int:
             )
         stamp = _iso()
         conn.execute(
-            "UPDATE reviews SET (status, reviewer, note, rev) = (SELECT COALESCE(b.prev_status, 'pending'),"
-            " COALESCE(b.prev_reviewer, ?), COALESCE(b.prev_note, ?), b.prev_rev FROM review_batch_items b"
-            " WHERE b.batch_id = ? AND b.sample_id = reviews.sample_id), version = version + 1, updated_at = ?"
-            " WHERE sample_id IN (SELECT sample_id FROM review_batch_items WHERE batch_id = ?)",
-            [reviewer, f"undo of batch {batch_id}", batch_id, stamp, batch_id],
+            "UPDATE reviews SET status = COALESCE(b.prev_status, 'pending'), reviewer = COALESCE(b.prev_reviewer, ?),"
+            " note = COALESCE(b.prev_note, ?), rev = b.prev_rev, version = reviews.version + 1, updated_at = ?"
+            " FROM review_batch_items b WHERE b.batch_id = ? AND b.sample_id = reviews.sample_id",
+            [reviewer, f"undo of batch {batch_id}", stamp, batch_id],
         )
         conn.execute("UPDATE review_batches SET undone_at = ?, undone_by = ? WHERE id = ?", [stamp, reviewer, batch_id])
         return int(batch["count"])
