@@ -1,5 +1,5 @@
 """Several curators driving one workbench at once, through its API (gradio_client against the
-real server, as the page calls it): each curator, on the shared pending list, does `--rounds`
+real server, as the page calls it; the clients run in a process of their own): each curator, on the shared pending list, does `--rounds`
 times "next" then "accept". Reports the wait per action as the client sees it (median, p95),
 errors and conflicts, the server CPU per action (the handler's thread), and checks integrity
 after: every accept recorded once, by its curator, on a sample nobody else decided.
@@ -13,6 +13,7 @@ what sharing the server costs each curator.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import sys
@@ -49,58 +50,64 @@ def store_for(n: int) -> Path:
     return db
 
 
-def run(db: Path, curators: int, rounds: int) -> dict:
-    """`curators` at once on a copy of `db`: their waits, errors, conflicts, CPU and integrity."""
-    users = [(f"curator{i}", f"pw-{i}") for i in range(curators)]
-    app, url = launch(db, port=free_port(), auth=users, block=False, quiet=True)
+def drive(url: str, users: list[tuple[str, str]], rounds: int, results) -> None:
+    """The curators, in a process of their own (their clients do not share the server's
+    interpreter): each does `rounds` times next then accept; puts what they saw on `results`."""
     waits: dict[str, list[float]] = {"next": [], "accept": []}
     errors: list[str] = []
     conflicts: list[str] = []
     accepted: dict[str, list[int]] = {u: [] for u, _ in users}
     lock = threading.Lock()
-    try:
-        team = [ApiCurator(url, u, p, status="pending") for u, p in users]
-        start = threading.Barrier(curators)
+    team = [ApiCurator(url, u, p, status="pending") for u, p in users]
+    start = threading.Barrier(len(team))
 
-        def timed(kind: str, c: ApiCurator, call) -> None:
-            t0 = time.perf_counter()
-            call()
-            with lock:
-                waits[kind].append(time.perf_counter() - t0)
-                if any(w in c.message for w in CONFLICTS):
-                    conflicts.append(f"{c.user}: {c.message}")
-
-        def work(c: ApiCurator) -> None:
-            try:
-                c.load()
-                start.wait()
-                for _ in range(rounds):
-                    timed("next", c, c.next)
-                    shown = c.shown
-                    timed("accept", c, c.decide)
-                    accepted[c.user].append(shown)
-            except Exception as exc:  # an error is counted and reported, not raised
-                with lock:
-                    errors.append(f"{c.user}: {exc!r}")
-
-        threads = [threading.Thread(target=work, args=(c,)) for c in team]
+    def timed(kind: str, c: ApiCurator, call) -> None:
         t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - t0
-        cpu = dict(app.action_cpu.seconds)
+        call()
+        with lock:
+            waits[kind].append(time.perf_counter() - t0)
+            if any(w in c.message for w in CONFLICTS):
+                conflicts.append(f"{c.user}: {c.message}")
+
+    def work(c: ApiCurator) -> None:
+        try:
+            c.load()
+            start.wait()
+            for _ in range(rounds):
+                timed("next", c, c.next)
+                shown = c.shown
+                timed("accept", c, c.decide)
+                accepted[c.user].append(shown)
+        except Exception as exc:  # an error is counted and reported, not raised
+            with lock:
+                errors.append(f"{c.user}: {exc!r}")
+
+    threads = [threading.Thread(target=work, args=(c,)) for c in team]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    results.put({"waits": waits, "errors": errors, "conflicts": conflicts, "accepted": accepted, "elapsed": elapsed})
+
+
+def run(db: Path, curators: int, rounds: int) -> dict:
+    """`curators` at once on a copy of `db`: their waits, errors, conflicts, CPU and integrity."""
+    users = [(f"curator{i}", f"pw-{i}") for i in range(curators)]
+    app, url = launch(db, port=free_port(), auth=users, block=False, quiet=True)
+    try:
+        spawn = multiprocessing.get_context("spawn")
+        results = spawn.Queue()
+        clients = spawn.Process(target=drive, args=(url, users, rounds, results))
+        clients.start()
+        result = results.get()
+        clients.join()
+        result["cpu"] = dict(app.action_cpu.seconds)
     finally:
         app.close()
-    return {
-        "waits": waits,
-        "errors": errors,
-        "conflicts": conflicts,
-        "cpu": cpu,
-        "elapsed": elapsed,
-        "problems": integrity(db, accepted),
-    }
+    result["problems"] = integrity(db, result.pop("accepted"))
+    return result
 
 
 def integrity(db: Path, accepted: dict[str, list[int]]) -> list[str]:
