@@ -69,3 +69,5 @@ def test_export_runs_the_exporter_on_the_filter_and_offers_one_zip(team):
     assert any(n.endswith("manifest.json") for n in names) and len(names) > 2
     assert json.loads(manifest)["kind"].startswith("sft")
     assert "Exported 3 sample(s) (sft)" in message
+    message, _, archive = team.export("root", Filters(status="accepted", dataset=store.datasets()[0]), "sft")
+    assert archive is None and "selects by status only" in message and "dataset" in message

@@ -151,7 +151,18 @@ class TeamActions:
         refused = self._refused(user)
         if refused:
             return refused, "", None
-        status = filters.store_kwargs()["status"]
+        kw = self._kw(filters)
+        status = kw.pop("status", None)
+        if kw:  # the exporters select by status (and split) only: never export more than the filter shows
+            return (
+                _msg(
+                    f"Not exported: the exporter selects by status only, and this filter also sets "
+                    f"{', '.join(sorted(kw))}. Clear those filters (or use `sif export`).",
+                    "warn",
+                ),
+                "",
+                None,
+            )
         statuses = [status] if status else None
         self.exports.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"export-{kind}-", dir=self.exports))
