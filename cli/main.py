@@ -39,6 +39,7 @@ from cli import (  # noqa: E402
     infer_cmds,  # noqa: F401
     runs_cmds,  # noqa: F401
     store_cmds,  # noqa: F401
+    team_cmds,  # noqa: F401
     train_cmds,  # noqa: F401
     workbench_cmds,  # noqa: F401
 )

@@ -9,7 +9,8 @@ writer defer those triggers for the samples it creates and build their rows set-
 (`index_deferred_samples`) before it commits. Migration 5 binds a review to the revision it
 was made on (a curated revision added later reopens the sample, the decision stays in the log)
 and keeps each curator's unsaved edits (`drafts`); 6 records each dataset's reading of its gray
-depth pictures; 7 keeps the samples a run could not process; 8 each eval record's scores.
+depth pictures; 7 keeps the samples a run could not process; 8 each eval record's scores; 9 the
+team's claims, batches, queues, second reviews, gold samples, accounts and priorities (`db/team.py`).
 """
 
 from __future__ import annotations
@@ -369,6 +370,109 @@ def m008_eval_records(db: Database) -> None:
             PRIMARY KEY (run_id, sample_id)
         );
         CREATE INDEX eval_records_wrong ON eval_records(run_id, correct, sample_id);
+        """,
+    )
+
+
+@migrations(name="m009_team")
+def m009_team(db: Database) -> None:
+    """Curating as a team (`db/team.py`): short claims on open samples; batches of decisions
+    with each sample's previous review (so a batch can be undone); per-curator queues; blind
+    second reviews (QA and gold checks) kept apart from the sample's own review; gold samples;
+    accounts; the model-disagreement `priority` of each sample, with the samples whose outputs
+    or curated chain changed since it was computed (`priority_stale`, filled by triggers)."""
+    _execute_script(
+        db,
+        f"""
+        CREATE TABLE claims (
+            sample_id INTEGER PRIMARY KEY REFERENCES samples(id),
+            curator TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX claims_expiry ON claims(expires_at);
+        CREATE INDEX reviews_updated ON reviews(updated_at);
+        CREATE INDEX samples_source_id ON samples(source_id);
+        CREATE TABLE review_batches (
+            id INTEGER PRIMARY KEY,
+            status TEXT NOT NULL,
+            reviewer TEXT NOT NULL,
+            note TEXT NOT NULL,
+            filters TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            undone_at TEXT,
+            undone_by TEXT
+        );
+        CREATE TABLE review_batch_items (
+            batch_id INTEGER NOT NULL REFERENCES review_batches(id),
+            sample_id INTEGER NOT NULL REFERENCES samples(id),
+            prev_status TEXT,
+            prev_reviewer TEXT,
+            prev_note TEXT,
+            prev_updated_at TEXT,
+            prev_rev INTEGER,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (batch_id, sample_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX review_batch_items_sample ON review_batch_items(sample_id, version);
+        CREATE TABLE assignments (
+            curator TEXT NOT NULL,
+            sample_id INTEGER NOT NULL REFERENCES samples(id),
+            kind TEXT NOT NULL CHECK (kind IN ('queue', 'qa', 'gold')),
+            position REAL NOT NULL,
+            assigned_at TEXT NOT NULL,
+            assigned_by TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (curator, sample_id)
+        );
+        CREATE INDEX assignments_sample ON assignments(sample_id, kind);
+        CREATE INDEX assignments_queue ON assignments(curator, position);
+        CREATE TABLE second_reviews (
+            sample_id INTEGER NOT NULL REFERENCES samples(id),
+            curator TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('qa', 'gold')),
+            first_status TEXT,
+            first_reviewer TEXT,
+            first_rev INTEGER,
+            status TEXT CHECK (status IS NULL OR status IN {DECISIONS_SQL}),
+            note TEXT NOT NULL DEFAULT '',
+            chain TEXT,
+            text_changed INTEGER,
+            created_at TEXT NOT NULL,
+            decided_at TEXT,
+            PRIMARY KEY (sample_id, curator)
+        );
+        CREATE TABLE gold (
+            sample_id INTEGER PRIMARY KEY REFERENCES samples(id),
+            status TEXT NOT NULL CHECK (status IN {DECISIONS_SQL}),
+            chain TEXT,
+            marked_by TEXT NOT NULL DEFAULT '',
+            marked_at TEXT NOT NULL
+        );
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('curator', 'admin')),
+            password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        ALTER TABLE sample_index ADD COLUMN priority REAL;
+        CREATE INDEX sample_index_priority ON sample_index(priority, sample_id);
+        CREATE INDEX sample_index_priority_nulls_last ON sample_index(priority IS NULL, priority, sample_id);
+        CREATE TABLE priority_stale (sample_id INTEGER PRIMARY KEY);
+        CREATE TRIGGER chain_revisions_priority_output AFTER INSERT ON chain_revisions
+        WHEN NEW.origin IN ('rollout', 'prediction') BEGIN
+            INSERT OR IGNORE INTO priority_stale (sample_id) VALUES (NEW.sample_id);
+        END;
+        CREATE TRIGGER chain_revisions_priority_curated AFTER INSERT ON chain_revisions
+        WHEN NEW.origin IN {_CURATED_SQL}
+            AND EXISTS (SELECT 1 FROM sample_index WHERE sample_id = NEW.sample_id AND priority IS NOT NULL) BEGIN
+            INSERT OR IGNORE INTO priority_stale (sample_id) VALUES (NEW.sample_id);
+        END;
+        CREATE TRIGGER eval_records_priority AFTER INSERT ON eval_records BEGIN
+            INSERT OR IGNORE INTO priority_stale (sample_id) VALUES (NEW.sample_id);
+        END;
+        INSERT OR IGNORE INTO priority_stale (sample_id)
+            SELECT sample_id FROM chain_revisions WHERE origin IN ('rollout', 'prediction')
+            UNION SELECT sample_id FROM eval_records;
         """,
     )
 

@@ -30,6 +30,8 @@ from PIL import Image
 from sqlite_utils import Database
 
 from common.redact import redact, redact_config
+from db import team
+from db.errors import StoreError
 from db.schema import (
     CURATED_ORIGINS,
     DEFERRED_KEY,
@@ -52,7 +54,6 @@ from sif.chain import (
     validate_chain,
 )
 from sif.depth import ENCODINGS, spectral_r_file
-from sif.errors import SifError
 from sif.geometry import four_numbers, hiou
 from sif.rewards import chain_depth_score
 
@@ -68,14 +69,13 @@ SORT_KEYS = {
     "n_steps": "i.n_steps",
     "dataset": "i.dataset",
     "status": "i.status",
+    "priority": "i.priority",  # where the model's outputs disagree most first (`db.team.refresh_priority`)
 }
+_HIGHEST_FIRST = ("newest", "priority")  # sorts whose natural order is descending
+_NULLABLE = (*NULLABLE_SORT_COLUMNS, "priority")
 DEPTH_MAP_KEY = "depth_map"  # meta key: an exact depth map, preferred for depth checks and rewards
 DEPTH_MAP_ENCODING_KEY = "depth_map_encoding"  # meta key: its encoding, when not gray16_depth
 MAX_SIDE = 2**31 - 1  # image width/height at most (SQLite's INTEGER holds 2**63, no picture comes near)
-
-
-class StoreError(SifError):
-    """Bad input or a store that cannot be used as asked; the message says which record/field."""
 
 
 class ConflictError(StoreError):
@@ -270,6 +270,10 @@ class _Filters:
     text: str | None = None
     split: str | None = None
     draft_of: str | None = None
+    hiou_min: float | None = None
+    hiou_max: float | None = None
+    depth_ok: bool | None = None
+    ids: list[int] | None = None
     where: list[str] = field(default_factory=list)
     params: list = field(default_factory=list)
 
@@ -289,6 +293,22 @@ def _one_or_many(column: str, value, f: _Filters) -> None:
     values = [value] if isinstance(value, str) else list(value)
     f.where.append(f"{column} IN ({','.join('?' * len(values))})")
     f.params.extend(values)
+
+
+_FILTER_NAMES = [name for name in _Filters.__dataclass_fields__ if name not in ("where", "params")]
+
+
+def _unit_number(name: str, value) -> float | None:
+    """A threshold between 0 and 1 (a number, or its text), or None."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise StoreError(f"{name}: {brief(repr(value))} is not a number") from None
+    if not 0.0 <= number <= 1.0:
+        raise StoreError(f"{name}: {number} is not between 0 and 1")
+    return number
 
 
 def fts_query(text: str) -> str:
@@ -333,15 +353,15 @@ class _Order:
     def __init__(self, sort: str, descending: bool):
         if sort not in SORT_KEYS:
             raise StoreError(f"sort: {sort!r} is not one of {', '.join(SORT_KEYS)}")
-        self.descending = descending != (sort == "newest")
+        self.descending = descending != (sort in _HIGHEST_FIRST)
         column = SORT_KEYS[sort]
         if column == "i.sample_id":
             self.terms, self.keys = [(column, self.descending)], [column]
-        elif self.descending or sort not in NULLABLE_SORT_COLUMNS:  # NULLs already last in DESC: plain index
+        elif self.descending or sort not in _NULLABLE:  # NULLs already last in DESC: plain index
             self.terms = [(column, self.descending), ("i.sample_id", self.descending)]
             self.keys = (
                 [f"{column} IS NOT NULL", f"IFNULL({column}, 0)", "i.sample_id"]
-                if sort in NULLABLE_SORT_COLUMNS
+                if sort in _NULLABLE
                 else [column, "i.sample_id"]
             )
         else:  # NULLs last: matches the (column IS NULL, column, sample_id) index
@@ -1130,12 +1150,21 @@ class Store:
     # ------------------------------------------------------------ queries
 
     def _filters(self, **kw) -> _Filters:
+        """The WHERE terms of the filters; a bad value raises a StoreError naming its filter."""
+        unknown = sorted(set(kw) - set(_FILTER_NAMES))
+        if unknown:
+            raise StoreError(f"{unknown[0]}: not a filter (filters: {', '.join(_FILTER_NAMES)})")
         f = _Filters(**kw)
         if f.status is not None:
+            for status in [f.status] if isinstance(f.status, str) else f.status:
+                if status not in STATUSES:
+                    raise StoreError(f"status: {brief(repr(status))} is not one of {', '.join(STATUSES)}")
             _one_or_many("i.status", f.status, f)
         if f.dataset is not None:
             _one_or_many("i.dataset", f.dataset, f)
         if f.split is not None:
+            if f.split not in SPLITS:
+                raise StoreError(f"split: {brief(repr(f.split))} is not one of {', '.join(SPLITS)}")
             f.where.append("i.split = ?")
             f.params.append(f.split)
         if f.valid is not None:
@@ -1155,11 +1184,32 @@ class Store:
             else:
                 raise StoreError(f"origin: {f.origin!r} is not one of none, {', '.join(ORIGINS)}")
         if f.run_id is not None:
+            if self.conn.execute("SELECT 1 FROM runs WHERE id = ?", [f.run_id]).fetchone() is None:
+                raise StoreError(f"run: no run {brief(repr(f.run_id))}")
             f.where.append("EXISTS (SELECT 1 FROM chain_revisions c WHERE c.run_id = ? AND c.sample_id = i.sample_id)")
             f.params.append(f.run_id)
         if f.text:
-            f.where.append("i.sample_id IN (SELECT rowid FROM samples_fts WHERE samples_fts MATCH ?)")
-            f.params.append(fts_query(f.text))
+            f.where.append(
+                "(i.sample_id IN (SELECT rowid FROM samples_fts WHERE samples_fts MATCH ?)"
+                " OR i.sample_id IN (SELECT id FROM samples WHERE source_id = ?))"
+            )
+            f.params.extend([fts_query(f.text), f.text.strip()])
+        bounds = {name: _unit_number(name, getattr(f, name)) for name in ("hiou_min", "hiou_max")}
+        if None not in bounds.values() and bounds["hiou_min"] > bounds["hiou_max"]:  # type: ignore[operator]
+            raise StoreError(f"hiou_min: {bounds['hiou_min']} is above hiou_max {bounds['hiou_max']}")
+        for name, op in (("hiou_min", ">="), ("hiou_max", "<=")):
+            if bounds[name] is not None:
+                f.where.append(f"i.final_hiou {op} ?")
+                f.params.append(bounds[name])
+        if f.depth_ok is not None:
+            f.where.append("i.depth_ok = ?")
+            f.params.append(int(bool(f.depth_ok)))
+        if f.ids is not None:
+            bad = [v for v in f.ids if not isinstance(v, int) or isinstance(v, bool)]
+            if bad:
+                raise StoreError(f"ids: {brief(repr(bad[0]))} is not a sample id")
+            f.where.append("i.sample_id IN (SELECT value FROM json_each(?))")
+            f.params.append(_dumps(list(f.ids)))
         if f.draft_of is not None:
             f.where.append("i.sample_id IN (SELECT sample_id FROM drafts WHERE curator = ?)")
             f.params.append(f.draft_of)
@@ -1177,9 +1227,14 @@ class Store:
         Filters (all optional): `status`, `dataset` (one or a list), `valid`, `split`, `origin` (the
         current chain's origin, "none": no chain yet; `rollout`/`prediction` match samples that
         have such revisions), `run_id`, `text` (full-text search over question, answer and chain),
-        `draft_of` (the samples that curator has an unsaved draft of)."""
+        `draft_of` (the samples that curator has an unsaved draft of), `hiou_min`/`hiou_max` (the
+        final-step HIoU between 0 and 1), `depth_ok`, `ids` (these sample ids). `text` also matches
+        a source id exactly (`synth-000007`). A bad value raises a StoreError naming its filter.
+        Sort `priority` (`db.team.refresh_priority`) puts the samples the model gets most wrong first."""
         order = _Order(sort, descending)
         f = self._filters(**filters)
+        if sort == "priority" and not self.read_only:
+            team.refresh_priority(self)
         sql = (
             "SELECT i.sample_id, i.dataset, s.question, s.answer, i.status, i.valid, i.origin, i.rev, i.n_steps,"
             " i.final_hiou, i.depth_ok, i.created_at FROM sample_index i JOIN samples s ON s.id = i.sample_id"
@@ -1250,6 +1305,67 @@ class Store:
             " ORDER BY i.sample_id LIMIT ?"
         )
         return [r[0] for r in self.conn.execute(sql, [*f.params, -1 if limit is None else int(limit)])]
+
+    # ------------------------------------------------------------ the team (db/team.py)
+
+    def claim(self, sample_id: int, curator: str, ttl_s: float = 300.0) -> str | None:
+        return team.claim(self, sample_id, curator, ttl_s)
+
+    def release_claim(self, sample_id: int, curator: str) -> None:
+        team.release_claim(self, sample_id, curator)
+
+    def claimed_by_others(self, curator: str) -> set[int]:
+        return team.claimed_by_others(self, curator)
+
+    def decided_since(self, ts: float) -> set[int]:
+        return team.decided_since(self, ts)
+
+    def decide_many(
+        self, status: str, reviewer: str, /, *, ids: list[int] | None = None, note: str = "", **filters
+    ) -> team.Batch:
+        """`status` and `reviewer` are positional: a `status=` keyword is the filter."""
+        return team.decide_many(self, status, reviewer, ids=ids, note=note, **filters)
+
+    def undo_batch(self, batch_id: int, reviewer: str = "undo") -> int:
+        return team.undo_batch(self, batch_id, reviewer)
+
+    def batches(self) -> list[dict]:
+        return team.batches(self)
+
+    def assign(self, curator: str, n: int, *, by: str = "", **filters) -> int:
+        return team.assign(self, curator, n, by=by, **filters)
+
+    def queue(self, curator: str, limit: int | None = None) -> list[int]:
+        return team.queue(self, curator, limit)
+
+    def qa_sample(
+        self, fraction: float, seed: int, reviewers: list[str] | None = None, statuses: tuple[str, ...] = ("accepted",)
+    ) -> list[tuple[int, str]]:
+        return team.qa_sample(self, fraction, seed, reviewers, statuses=statuses)
+
+    def blind_review(self, sample_id: int, curator: str) -> bool:
+        return team.blind_review(self, sample_id, curator)
+
+    def second_review(self, sample_id: int, curator: str, status: str, *, note: str = "", chain=None) -> None:
+        team.second_review(self, sample_id, curator, status, note=note, chain=chain)
+
+    def mark_gold(self, ids: list[int], status: str, chain=None) -> int:
+        return team.mark_gold(self, ids, status, chain)
+
+    def qa_report(self) -> dict[str, dict]:
+        return team.qa_report(self)
+
+    def refresh_priority(self, *, everything: bool = False) -> int:
+        return team.refresh_priority(self, everything=everything)
+
+    def add_user(self, name: str, role: str, password: str) -> None:
+        team.StoreAccounts(self).add_user(name, role, password)
+
+    def verify_user(self, name: str, password: str) -> str | None:
+        return team.StoreAccounts(self).verify_user(name, password)
+
+    def users(self) -> list[tuple[str, str]]:
+        return team.StoreAccounts(self).users()
 
     # ------------------------------------------------------------ runs
 

@@ -159,8 +159,11 @@ def test_a_new_revision_after_an_acceptance_is_not_exported_as_accepted(chromium
     wait_text(alice, "wb-message", f"Accepted: sample {first}, revision {accepted.rev}")
     assert export_accepted(store, tmp_path / "e1") == {first: accepted.text}
 
-    # Bob changes the answer and saves: a new revision, which nobody accepted.
+    # Bob opens it (alice has it open, so his list started on the next one) and changes the answer
+    # and saves: a new revision, which nobody accepted.
+    bob.locator(f'#wb-list [data-sample="{first}"]').click()
     wait_shown(bob, first)
+    wait_text(bob, "wb-message", f"alice has sample {first} open too")
     bob.locator("#wb-answer textarea, #wb-answer input").first.click()
     bob.keyboard.press("End")
     bob.keyboard.type(" (bob)")

@@ -16,10 +16,11 @@ what they show. Values are plain: HTML strings, picture file paths, the box edit
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from db.store import ChainRevision, ConflictError, Sample, StaleRevisionError, StoreError
+from db.store import ChainRevision, ConflictError, Review, Sample, StaleRevisionError, StoreError
 from workbench import views
 from workbench.draft import Draft
 from workbench.history import chain_diff, history_html
@@ -29,6 +30,7 @@ from workbench.stats import compute_stats
 
 ALL_STEPS, SELECTED_STEP = "all steps", "selected step"
 ACCEPT, SAVE_AND_ACCEPT = "Accept (a)", "Save and accept (a)"
+REPLACE, REBASE = "Replace their decision", "Keep my edit on top of theirs"
 DECIDED = {"accepted": "Accepted", "rejected": "Rejected", "needs_fix": "Marked as needing a fix"}
 TABS = ("chain", "boxes", "checks", "history", "outputs")
 PANELS = (
@@ -49,6 +51,7 @@ PANELS = (
     "review_note",
     "conflict",
     "rebase",
+    "replace",
     "list",
     "count",
     "page_info",
@@ -63,13 +66,29 @@ PANELS = (
     "out_feedback",
     "f_dataset",
     "f_run",
+    "f_view",
     "whoami",
 )
 # What a kind of action may change (a subset of PANELS): the page updates only those.
-SCREEN = tuple(p for p in PANELS if p not in ("f_dataset", "f_run", "whoami"))  # all but what loading sets
+SCREEN = tuple(p for p in PANELS if p not in ("f_dataset", "f_run", "f_view", "whoami"))  # all but what loading sets
 TYPED = ("target", "message", "chain", "checks", "feedback", "accept")
 EDITED = (*TYPED, "annot", "depth", "strip", "picture_note", "step_text", "answer", "regions")
 LISTED = ("target", "message", "list", "count", "page_info")
+# What the tool tabs not shown hold once a sample is opened (a tab is drawn when it is opened).
+# Opening a sample sends every panel: one it left out would cost Gradio a new component.
+HIDDEN_TABS: dict[str, Any] = {
+    "regions": [],
+    "feedback": "",
+    "history": "",
+    "diff": None,
+    "history_msg": "",
+    "output_pick": None,
+    "out_image": None,
+    "out_depth": None,
+    "out_strip": None,
+    "out_text": "",
+    "out_feedback": "",
+}
 EMPTY_STORE = "This store has no samples yet: import some (sif import …), or try the demo (sif workbench --demo)."
 
 
@@ -98,6 +117,10 @@ class Target:
     tab: str = "chain"  # the tool tab shown
     history_rev: int | None = None
     output_rev: int | None = None
+    since: float = 0.0  # when the list was loaded: "next" skips what others decided after it
+    replace: str = ""  # a decision waiting for the curator to confirm it replaces someone else's
+    alerts: bool = False  # the conflict diff or the rebase / replace buttons are shown
+    label: int = -2  # the step the step-text field's label names (-1: none; -2: not known)
 
     @classmethod
     def parse(cls, text: str | None) -> Target:
@@ -115,8 +138,15 @@ class Target:
                 continue
             if key == "tab":
                 out.tab = value if value in TABS else "chain"
-            elif key == "draft":
-                out.draft = bool(value)
+            elif key in ("draft", "alerts"):
+                setattr(out, key, bool(value))
+            elif key == "replace":
+                out.replace = value if value in DECIDED else ""
+            elif key == "since":
+                try:
+                    out.since = float(value)
+                except (TypeError, ValueError):
+                    continue
             elif value is None or isinstance(value, bool):
                 continue
             else:
@@ -147,8 +177,9 @@ def _msg(text: str, kind: str = "info") -> dict:
 
 
 class Handlers:
-    def __init__(self, wb: Workbench, pictures: PictureFiles):
+    def __init__(self, wb: Workbench, pictures: PictureFiles, *, sign_out: bool = False):
         self.wb = wb
+        self.sign_out = sign_out  # curators signed in: offer to sign out
         self.store = wb.store
         self.pictures = pictures
 
@@ -157,11 +188,16 @@ class Handlers:
     def load(self, ctx: Context) -> dict:
         """The page opened (or reloaded): the filters' choices, the list, and its first sample."""
         fresh = self.wb.choices()
+        queued = bool(self.store.queue(ctx.curator, limit=1))
+        ctx.filters.queue_of = ctx.curator if queued else None  # "My queue" first, for a curator who has one
         out = {
             "whoami": f"<b>SIF Workbench</b> · {views.esc(self.store.path.name)} · Signed in as "
-            f"<b>{views.esc(ctx.curator)}</b>",
+            f"<b>{views.esc(ctx.curator)}</b>"
+            # Gradio's /logout ends the session and shows the sign-in page again.
+            + (' · <a href="/logout" id="wb-signout">Sign out</a>' if self.sign_out else ""),
             "f_dataset": update(choices=fresh["dataset"], value=ANY),
             "f_run": update(choices=fresh["run"], value=ANY),
+            "f_view": queued,
         }
         drafts = self.store.count(draft_of=ctx.curator)
         note = (
@@ -176,6 +212,25 @@ class Handlers:
         """A filter or the sort changed: the list from its top, and its first match opened."""
         self._capture(ctx, step_text, answer)
         return self._open_first(ctx)
+
+    def refresh(self, ctx: Context, seen: str | None = None) -> dict:
+        """The live list (a timer): the list and counts again, only when the store changed since
+        `seen` (the change mark the page last got), so an idle page costs one small query."""
+        mark = self.store_mark()
+        if mark == (seen or ""):
+            return {}
+        out = self._listing(ctx, ctx.target.page, ctx.target.sample)
+        out["mark"] = mark
+        return out
+
+    def store_mark(self) -> str:
+        """Changes when anyone decides, edits or is assigned something: the latest review and
+        revision, and the size of the queues."""
+        row = self.store.conn.execute(
+            "SELECT (SELECT MAX(updated_at) FROM reviews), (SELECT MAX(id) FROM chain_revisions),"
+            " (SELECT COUNT(*) FROM assignments), (SELECT COUNT(*) FROM second_reviews WHERE status IS NULL)"
+        ).fetchone()
+        return "|".join(map(str, row))
 
     def turn_page(self, ctx: Context, delta: int) -> dict:
         t = ctx.target
@@ -217,7 +272,7 @@ class Handlers:
         """j / k: the next / previous sample of the filtered, sorted list, from the one on screen."""
         self._capture(ctx, step_text, answer)
         current = ctx.target.sample
-        target = self.wb.neighbour(ctx.filters, current, delta)
+        target = self._free_after(ctx, current) if delta > 0 else self.wb.neighbour(ctx.filters, current, delta)
         if target is None:
             if current is None:
                 return self._nothing(ctx)
@@ -419,6 +474,8 @@ class Handlers:
         draft = self._screen_draft(ctx, sample, step_text, answer)
         if draft is None:
             return self._layout_moved(ctx, sample, self.wb.draft_of(ctx.curator, sample, None)[0])
+        if self.store.blind_review(sample.id, ctx.curator):
+            return self._second_review(ctx, sample, draft, status, note)
         if draft.dirty:
             self.wb.keep_draft(ctx.curator, draft, t.step)
             if status != "accepted":
@@ -457,6 +514,15 @@ class Handlers:
             review = self.store.get_review(sample.id)
             if (review.version, review.status, review.rev, review.note) == (t.version, status, t.rev, note or ""):
                 return self._next(ctx, sample, f"Sample {sample.id} was already {label}: nothing changed.")
+            if review.version != t.version and review.status in DECIDED and review.reviewer != ctx.curator:
+                if review.status == status and review.rev == t.rev:
+                    return self._next(
+                        ctx,
+                        sample,
+                        f"Sample {sample.id} was {label} by {review.reviewer} after you opened it: it is not "
+                        "decided twice.",
+                    )
+                return self._ask_replace(ctx, review, status)
             try:
                 self.wb.review(sample.id, status, ctx.curator, note or "", t.version, t.rev)
             except StaleRevisionError:
@@ -466,11 +532,59 @@ class Handlers:
             done = f"{DECIDED[status]}: sample {sample.id}, revision {t.rev}."
         return self._next(ctx, sample, done)
 
+    def _ask_replace(self, ctx: Context, theirs: Review, status: str) -> dict:
+        """Someone else decided the sample after it was drawn on this screen: nothing is
+        recorded until the curator confirms that theirs replaces it (the race's loser is told)."""
+        t = ctx.target
+        t.version, t.replace, t.alerts = theirs.version, status, True
+        return {
+            "target": t.dump(),
+            "message": views.message(
+                f"Not {DECIDED[status].lower()} yet: {theirs.reviewer} decided sample {t.sample} "
+                f"({views.STATUS_LABELS.get(theirs.status, theirs.status)}) after you opened it. Press "
+                f"“{REPLACE}” to replace their decision with yours, or move on to keep theirs.",
+                "warn",
+            ),
+            "replace": update(visible=True),
+        }
+
+    def _second_review(self, ctx: Context, sample: Sample, draft: Draft, status: str, note: str) -> dict:
+        """A blind second review (QA or gold): recorded apart from the sample's own review, with
+        the curator's chain when they edited it."""
+        try:
+            self.store.second_review(
+                sample.id, ctx.curator, status, note=note or "", chain=draft.to_chain() if draft.dirty else None
+            )
+        except StoreError as exc:
+            return _msg(f"Not saved: {exc}", "error")
+        self.wb.drop_draft(ctx.curator, sample.id)
+        return self._next(ctx, sample, f"{DECIDED[status]}: sample {sample.id}, revision {ctx.target.rev}.")
+
+    def _free_after(self, ctx: Context, sample_id: int | None, *, wrap: bool = False) -> int | None:
+        """The next sample of the list after `sample_id` (the first when None) that nobody else
+        has open and nobody decided since the list was loaded; with `wrap`, from the top of the
+        list again past its end (on a list that decisions shrink, others may have left samples
+        behind). A curator's own queue is theirs: others' claims do not hide any of it."""
+        skip = self.store.claimed_by_others(ctx.curator) if ctx.filters.queue_of is None else set()
+        if ctx.target.since:
+            skip |= self.store.decided_since(ctx.target.since)
+        starts = [sample_id, None] if wrap and sample_id is not None else [sample_id]
+        for current in starts:
+            for _ in range(len(skip) + 1):
+                nxt = self.wb.first(ctx.filters) if current is None else self.wb.neighbour(ctx.filters, current, +1)
+                if nxt is None:
+                    break
+                if nxt not in skip and nxt != sample_id:
+                    return nxt
+                current = nxt
+        return None
+
     def _next(self, ctx: Context, sample: Sample, done: str) -> dict:
         """After a decision: the next sample of the list, unless the curator chose to stay."""
         if ctx.stay:
             return self._show(ctx, sample.id, step=ctx.target.step, note=done, kind="ok")
-        nxt = self.wb.neighbour(ctx.filters, sample.id, +1)
+        shrinking = ctx.filters.status != ANY or ctx.filters.queue_of is not None
+        nxt = self._free_after(ctx, sample.id, wrap=shrinking)
         if nxt is None:
             return self._show(
                 ctx, sample.id, step=ctx.target.step, note=done + " That was the last sample of this list.", kind="ok"
@@ -582,6 +696,17 @@ class Handlers:
 
     # ------------------------------------------------------------ internals
 
+    def _claim(self, ctx: Context, sample_id: int) -> str | None:
+        """Claim the sample for the curator and let go of the one they had open; returns who else
+        holds it (a row clicked or a link followed may open a sample someone has open)."""
+        if self.store.read_only:
+            return None
+        holder = self.store.claim(sample_id, ctx.curator)
+        previous = ctx.target.sample
+        if previous is not None and previous != sample_id:
+            self.store.release_claim(previous, ctx.curator)
+        return holder
+
     def _sample(self, ctx: Context) -> Sample | None:
         if ctx.target.sample is None:
             return None
@@ -688,12 +813,15 @@ class Handlers:
         )
         out["conflict"] = update(visible=True, value=chain_diff(theirs.text, self.wb.text_of(draft.to_chain())))
         out["rebase"] = update(visible=True)
+        ctx.target.alerts = True
+        out["target"] = ctx.target.dump()
         return out
 
     def _nothing(self, ctx: Context, text: str | None = None) -> dict:
         """Empty state: no sample to show (an empty store, or no match)."""
         t = ctx.target
         t.sample, t.rev, t.version, t.step, t.layout, t.draft, t.page = None, 0, 0, 0, 0, False, 0
+        t.alerts, t.label = False, -2
         empty = self.store.count() == 0
         text = text or (EMPTY_STORE if empty else "No sample matches these filters.")
         out: dict[str, Any] = {
@@ -707,28 +835,21 @@ class Handlers:
             "checks": "",
             "step_text": update(value="", label="Step text"),
             "answer": "",
-            "regions": [],
-            "feedback": "",
+            **HIDDEN_TABS,
             "accept": ACCEPT,
             "review_note": "",
             "conflict": update(visible=False, value=None),
             "rebase": update(visible=False),
-            "history": "",
-            "diff": None,
-            "history_msg": "",
+            "replace": update(visible=False),
             "output_pick": update(choices=[], value=None),
-            "out_image": None,
-            "out_depth": None,
-            "out_strip": None,
-            "out_text": "",
-            "out_feedback": "",
             "message": "",
         }
         out.update(self._listing(ctx, 0, None))
         return out
 
     def _open_first(self, ctx: Context, note: str = "") -> dict:
-        first = self.wb.first(ctx.filters)
+        ctx.target.since = time.time()
+        first = self._free_after(ctx, None)
         if first is None:
             return self._nothing(ctx)
         return self._show(ctx, first, note=note, kind="warn" if note else "info")
@@ -736,8 +857,9 @@ class Handlers:
     def _listing(self, ctx: Context, page_no: int, current: int | None) -> dict:
         page = self.wb.browse(ctx.filters, page_no)
         drafted = self.store.drafted(ctx.curator, page.ids)
+        blind = {i for i in page.ids if self.store.blind_review(i, ctx.curator)}
         return {
-            "list": views.sample_list(page.samples, current, drafted),
+            "list": views.sample_list(page.samples, current, drafted, blind),
             "count": f"<b>{page.total}</b> matching of {self.store.count()} samples",
             "page_info": f"page {page.page + 1} / {page.pages}",
         }
@@ -745,8 +867,11 @@ class Handlers:
     def _show(
         self, ctx: Context, sample_id: int, *, step: int | None = None, note: str = "", kind: str = "info"
     ) -> dict:
-        """Open a sample: every panel of the screen, with the curator's draft if there is one."""
+        """Open a sample: every panel of the screen, with the curator's draft if there is one. The
+        sample is claimed for the curator (others' "next" skip it) and their previous one let go."""
         sample = self.store.get_sample(sample_id)
+        holder = self._claim(ctx, sample_id)
+        blind = self.store.blind_review(sample_id, ctx.curator)
         revision = self.store.current_chain(sample_id)
         review = self.store.get_review(sample_id)
         draft, restored = self.wb.draft_of(ctx.curator, sample, None, current=revision)
@@ -763,20 +888,36 @@ class Handlers:
             draft=draft.dirty,
             page=self.wb.page_of(ctx.filters, sample_id),
             tab=ctx.target.tab,
+            since=ctx.target.since,
+            label=ctx.target.label,
         )
+        alerts = ctx.target.alerts
         ctx.target = t
-        log = self.store.review_log(sample_id) if review.version else []
+        log = self.store.review_log(sample_id) if review.version and not blind else []
         earlier = next((r for r in reversed(log[:-1]) if r.status != "pending"), None)
         out: dict[str, Any] = {
-            "info": views.info(sample, revision, review, draft, earlier=earlier),
-            "review_note": review.note if review.status != "pending" else "",
-            "conflict": update(visible=False, value=None),
-            "rebase": update(visible=False),
+            **HIDDEN_TABS,
+            "info": views.info(sample, revision, review, draft, earlier=earlier, blind=blind),
+            "review_note": review.note if review.status != "pending" and not blind else "",
+            "conflict": None,
+            "rebase": REBASE,
+            "replace": REPLACE,
         }
+        if alerts:  # a widget update costs Gradio a component per action: hide them only when shown
+            out.update(
+                {
+                    "conflict": update(visible=False, value=None),
+                    "rebase": update(visible=False),
+                    "replace": update(visible=False),
+                }
+            )
         out.update(self._editor(ctx, sample, draft, k, stored_problems=revision.problems if revision else ()))
         out.update(self._listing(ctx, t.page, sample_id))
         out.update(self._tab_panels(t, sample_id))
         notes = [note] if note else []
+        if holder is not None:
+            notes.append(f"{holder} has sample {sample_id} open too: agree who decides it.")
+            kind = "warn" if kind == "info" else kind
         if restored and returning:
             notes.append(
                 f"Your unsaved edit of sample {sample_id} (made on revision {draft.base_rev or 0}) is back: save it "
@@ -805,21 +946,29 @@ class Handlers:
         chain = draft.to_chain()
         preview = self.wb.feedback(sample, chain)
         out: dict[str, Any] = self._pictures(ctx, sample, draft, k, with_editor=with_editor, chain=chain)
+        step_text = self._step_text(t, draft, k)
         out.update(
             {
                 "target": t.dump(),
                 "chain": views.chain(draft, k, out.pop("_drawn"), preview, dirty=draft.dirty),
                 "checks": views.checks_line(preview),
-                "step_text": update(
-                    value=draft.steps[k].text if draft.steps else "",
-                    label=f"Step {k + 1} text" if draft.steps else "Step text (no steps yet)",
-                ),
+                "step_text": step_text,
                 "answer": draft.answer,
                 "accept": SAVE_AND_ACCEPT if draft.dirty else ACCEPT,
             }
         )
         out.update(self._open_tab(t, draft, preview, stored_problems))
         return out
+
+    @staticmethod
+    def _step_text(t: Target, draft: Draft, k: int):
+        """The step's text, with the field's label ("Step 3 text") only when it changes."""
+        text = draft.steps[k].text if draft.steps else ""
+        labelled = k if draft.steps else -1
+        if labelled == t.label:
+            return text
+        t.label = labelled
+        return update(value=text, label=f"Step {k + 1} text" if draft.steps else "Step text (no steps yet)")
 
     @staticmethod
     def _open_tab(t: Target, draft: Draft, preview, stored_problems=()) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -178,22 +179,68 @@ def render_views(
 
 
 class PictureFiles:
-    """Writes rendered pictures as JPEG files under `folder` (named by content, so an unchanged
+    """Writes rendered pictures as JPEG files in `folder` (named by content, so an unchanged
     picture is written and fetched once), for the browser to load; the folder is what the app
-    serves, never the data root."""
+    serves, never the data root.
 
-    def __init__(self, folder: Path):
+    The files under `bound` (default `folder`; the app passes its whole served cache, which also
+    holds Gradio's copies of what the box editor sends back) are kept to `keep` files: every
+    `SWEEP_EVERY` new files the oldest (by last use) are removed, so a long session does not fill
+    the disk. A picture handed out again is touched, so what is on screens now stays."""
+
+    SWEEP_EVERY = 32
+
+    def __init__(self, folder: Path, *, keep: int = 600, bound: Path | None = None):
         self.folder = Path(folder)
+        self.bound = Path(bound) if bound is not None else self.folder
+        self.keep = keep
+        self._written = 0
+        self._lock = threading.Lock()
 
     def write(self, image: Image.Image, name: str) -> str:
         buf = io.BytesIO()
         image.save(buf, format="JPEG", quality=JPEG_QUALITY)
         data = buf.getvalue()
-        folder = self.folder / hashlib.sha1(data).hexdigest()[:20]
-        path = folder / f"{name}.jpg"
-        if not path.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".{name}.tmp"
-            tmp.write_bytes(data)
-            tmp.replace(path)
+        path = self.folder / f"{name}-{hashlib.sha1(data).hexdigest()[:20]}.jpg"
+        try:
+            os.utime(path)
+            return str(path)
+        except FileNotFoundError:
+            pass
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{name}.{threading.get_ident()}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        with self._lock:
+            self._written += 1
+            sweep = self._written % self.SWEEP_EVERY == 0
+        if sweep:
+            self.sweep()
         return str(path)
+
+    def sweep(self) -> int:
+        """Remove the least recently used files beyond `keep` under `bound` (and the folders they
+        leave empty, such as Gradio's per-file ones); returns how many were removed."""
+        files = []
+        for root, _, names in os.walk(self.bound):
+            for n in names:
+                p = os.path.join(root, n)
+                try:
+                    files.append((os.stat(p).st_mtime, p))
+                except FileNotFoundError:
+                    continue
+        if len(files) <= self.keep:
+            return 0
+        files.sort()
+        removed = 0
+        for _, p in files[: len(files) - self.keep]:
+            try:
+                os.unlink(p)
+                removed += 1
+                os.rmdir(os.path.dirname(p))  # only when it is empty now
+            except OSError:
+                continue
+        return removed
+
+    def count(self) -> int:
+        return sum(len(names) for _, _, names in os.walk(self.bound))

@@ -30,6 +30,7 @@ SORTS = {  # label → (store sort key, descending)
     "depth consistency ↓": ("depth_ok", True),
     "chain length ↑": ("n_steps", False),
     "chain length ↓": ("n_steps", True),
+    "model disagreement (priority)": ("priority", False),
 }
 VALIDITY = {ANY: None, "valid": True, "invalid": False}
 
@@ -44,6 +45,7 @@ class Filters:
     text: str = ""
     sort: str = "id"
     drafts_of: str | None = None  # only the samples this curator has an unsaved draft of
+    queue_of: str | None = None  # only this curator's queue (assigned samples, second reviews)
 
     def store_kwargs(self) -> dict:
         """The store's query filters; ANY and blanks mean 'do not filter'."""
@@ -111,8 +113,15 @@ class Workbench:
 
     # ------------------------------------------------------------ browse
 
+    def kwargs(self, filters: Filters) -> dict:
+        """The store's filters (those set), with "my queue" as the ids of the curator's queue."""
+        kw = {k: v for k, v in filters.store_kwargs().items() if v is not None}
+        if filters.queue_of:
+            kw["ids"] = self.store.queue(filters.queue_of)
+        return kw
+
     def browse(self, filters: Filters, page: int = 0, page_size: int = PAGE_SIZE) -> Page:
-        kw = filters.store_kwargs()
+        kw = self.kwargs(filters)
         total = self.store.count(**kw)
         pages = max(1, -(-total // page_size))
         page = min(max(page, 0), pages - 1)
@@ -139,7 +148,7 @@ class Workbench:
         if sample_id is None:
             return 0
         try:
-            before = self.store.position(sample_id, **filters.order(), **filters.store_kwargs())
+            before = self.store.position(sample_id, **filters.order(), **self.kwargs(filters))
         except StoreError:
             return 0
         return before // page_size
@@ -150,12 +159,12 @@ class Workbench:
         if sample_id is None:
             return self.first(filters)
         try:
-            return self.store.neighbour(sample_id, delta, **filters.order(), **filters.store_kwargs())
+            return self.store.neighbour(sample_id, delta, **filters.order(), **self.kwargs(filters))
         except StoreError:
             return self.first(filters)
 
     def first(self, filters: Filters) -> int | None:
-        rows = self.store.query(**filters.store_kwargs(), **filters.order(), limit=1)
+        rows = self.store.query(**self.kwargs(filters), **filters.order(), limit=1)
         return rows[0].id if rows else None
 
     def step(self, filters: Filters, page: Page, sample_id: int | None, delta: int) -> tuple[Page, int | None]:

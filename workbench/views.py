@@ -5,7 +5,7 @@ as text and never becomes markup. Pure functions, tested without a browser."""
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 
 from db.store import ChainRevision, Review, Sample, SampleRow
 from sif.draw import step_colour
@@ -43,15 +43,19 @@ def info(
     draft: Draft,
     *,
     earlier: Review | None = None,
+    blind: bool = False,
 ) -> str:
-    """The sample's header: question, ground truth, the chain's answer, the revision on screen and its review."""
+    """The sample's header: question, ground truth, the chain's answer, the revision on screen and its
+    review (`blind`: a second review, where the first decision is not shown)."""
     gt = ", ".join(_box(b) for b in sample.gt_boxes) or "none"
     if revision is None:
         rev = "none yet"
     else:
         validity = "valid" if revision.valid else f"invalid ({len(revision.problems)} problem(s))"
         rev = f"{revision.rev} · origin {revision.origin} · by {revision.author} · {_when(revision.created_at)} · {validity}"
-    if review.status == "pending":
+    if blind:
+        rv = "yours to decide"
+    elif review.status == "pending":
         rv = (
             "pending (never reviewed)"
             if not review.version
@@ -70,7 +74,7 @@ def info(
         f"<div><b>Ground truth:</b> {esc(sample.answer)} · boxes {esc(gt)}</div>",
         f"<div><b>Chain answer:</b> {esc(draft.answer or '—')}</div>",
         f"<div><b>Revision:</b> {esc(rev)}</div>",
-        f'<div class="wb-review wb-status-{esc(review.status)}"><b>Review:</b> {esc(rv)}</div>',
+        f'<div class="wb-review wb-status-{esc("pending" if blind else review.status)}"><b>Review:</b> {esc(rv)}</div>',
     ]
     if earlier is not None:
         on = "" if earlier.rev is None else f" on revision {earlier.rev}"
@@ -162,12 +166,16 @@ def feedback(preview: RewardPreview, stored_problems: Sequence[str] = (), *, dir
     return '<div class="wb-feedback-panel">' + "".join(parts) + "</div>"
 
 
-def sample_list(rows: Sequence[SampleRow], current: int | None, drafted: set[int]) -> str:
-    """A page of the filtered list: each sample's id, status, checks and its question, readable."""
+def sample_list(
+    rows: Sequence[SampleRow], current: int | None, drafted: set[int], blind: Set[int] = frozenset()
+) -> str:
+    """A page of the filtered list: each sample's id, status, checks and its question, readable;
+    the samples in `blind` (the curator's second reviews) show no status."""
     if not rows:
         return '<div class="wb-list wb-empty">No sample matches these filters.</div>'
     items = []
     for r in rows:
+        status = "pending" if r.id in blind else r.status
         valid = {True: "valid", False: "invalid", None: "no chain"}[r.valid]
         facts = [f"{r.n_steps} steps" if r.n_steps is not None else ""]
         if r.final_hiou is not None:
@@ -176,8 +184,8 @@ def sample_list(rows: Sequence[SampleRow], current: int | None, drafted: set[int
             facts.append("depth ok" if r.depth_ok else "depth off")
         items.append(
             f'<div class="wb-row{" wb-current" if r.id == current else ""}" data-sample="{r.id}">'
-            f'<div class="wb-row-head"><b>{r.id}</b> <span class="wb-pill wb-status-{esc(r.status)}">'
-            f"{esc(STATUS_LABELS.get(r.status, r.status))}</span> "
+            f'<div class="wb-row-head"><b>{r.id}</b> <span class="wb-pill wb-status-{esc(status)}">'
+            f"{esc(STATUS_LABELS.get(status, status))}</span> "
             f'<span class="wb-{"good" if r.valid else "bad"}">{valid}</span> {esc(" · ".join(f for f in facts if f))}'
             + (' <span class="wb-draft" title="your unsaved edit">✎ draft</span>' if r.id in drafted else "")
             + f'</div><div class="wb-row-q" title="{esc(r.question)}">{esc(r.question)}</div></div>'

@@ -181,3 +181,63 @@ def drag(page, start: tuple[float, float], end: tuple[float, float]) -> None:
     page.mouse.move((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, steps=4)
     page.mouse.move(*end, steps=4)
     page.mouse.up()
+
+
+# ------------------------------------------------------------ the app's API (gradio_client)
+
+CONTEXT_DEFAULTS = {  # the filters and view settings a fresh page sends, in the order the app reads them
+    "status": "any",
+    "dataset": "any",
+    "validity": "any",
+    "origin": "any",
+    "run": "any",
+    "text": "",
+    "sort": "id",
+    "drafts": False,
+    "view": False,
+    "show": "all steps",
+    "show_gt": True,
+    "stay": False,
+}
+
+
+class ApiCurator:
+    """One curator driving the served workbench through its API as the page does: every call
+    sends the target the previous answer drew and the filters, and keeps what comes back."""
+
+    def __init__(self, url: str, user: str, password: str, **filters):
+        from gradio_client import Client
+
+        self.user = user
+        self.client = Client(url, auth=(user, password), download_files=False, verbose=False)
+        self.context = {**CONTEXT_DEFAULTS, **filters}
+        self.target = "{}"
+        self.message = ""
+
+    def _call(self, api: str, *extras):
+        out = self.client.predict(self.target, *self.context.values(), *extras, api_name=f"/{api}")
+        target, message = out[0], out[2]  # every curate endpoint answers target, info, message first
+        if isinstance(target, str) and target:
+            self.target = target
+        self.message = message if isinstance(message, str) else ""
+        return out
+
+    @property
+    def shown(self) -> int | None:
+        return json.loads(self.target or "{}").get("sample")
+
+    def load(self):
+        return self._call("load")
+
+    def next(self):
+        return self._call("next", None, None)
+
+    def open(self, sample_id: int):
+        return self._call("open", sample_id, None, None)
+
+    def decide(self, status: str = "accepted", note: str = ""):
+        return self._call(status, note, "Accept (a)", None, None)
+
+    def replace(self):
+        """Confirm that this curator's decision replaces the one someone else made meanwhile."""
+        return self._call("replace", "", "Accept (a)", None, None)
