@@ -1,6 +1,6 @@
 """What the served workbench exposes: the pictures it renders, to signed-in curators, and no other
 file (not the data root's pictures, `.env` or backups, not the store, nothing outside); curators
-from --auth, loopback by default. Real app, real HTTP."""
+from the accounts, loopback by default. Real app, real HTTP."""
 
 from __future__ import annotations
 
@@ -78,5 +78,10 @@ def test_cli_refuses_a_missing_store_and_bad_auth(tmp_path):
 
     r = CliRunner().invoke(app, ["workbench", "--db", str(tmp_path / "none.db")])
     assert r.exit_code == 1 and "no store at" in r.output
-    r = CliRunner().invoke(app, ["workbench", "--db", str(tmp_path / "none.db"), "--auth", "alice"])
-    assert r.exit_code == 1 and "USER:PASS" in r.output
+    (tmp_path / "auth.json").write_text('{"users": {}}')
+    r = CliRunner().invoke(
+        app, ["workbench", "--db", str(tmp_path / "none.db"), "--auth-file", str(tmp_path / "auth.json")]
+    )
+    assert r.exit_code == 1 and "no accounts in it" in r.output
+    r = CliRunner().invoke(app, ["workbench", "--help"])
+    assert "--auth-file" in r.output and "--auth " not in r.output  # no passwords on the command line

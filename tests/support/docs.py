@@ -11,6 +11,9 @@ fresh folder per file, with the `sif` of this environment. The convention, for t
 - `<!-- docs-test: server PATH -->` runs a block that starts a server in the background, waits for
   `http://127.0.0.1:PORT/PATH` (the block's `--port`, changed to a free one) to answer 200, and stops
   it when the file is done;
+- `<!-- docs-test: input TEXT -->` answers every prompt of the block (a password) with TEXT, the way
+  a reader types it (one prompting command a block: the first would read all of it); the block
+  runs without a terminal, so the prompt reads what is typed here;
 - `<!-- docs-test: setup` … `-->` holds hidden shell lines run at that point (the data a reference
   page's examples assume), so that the page shows only what its reader needs.
 """
@@ -31,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 RUN_LANGS = {"bash": "bash", "sh": "bash", "python": "python"}
-MARK = re.compile(r"<!--\s*docs-test:\s*(skip|slow|server)\b\s*(.*?)\s*-->")
+MARK = re.compile(r"<!--\s*docs-test:\s*(skip|slow|server|input)\b\s*(.*?)\s*-->")
 SETUP = re.compile(r"<!--\s*docs-test:\s*setup\s*\n(.*?)-->", re.S)
 FENCE = re.compile(r"^```(\w*)\s*$")
 
@@ -42,8 +45,8 @@ class Block:
     line: int
     lang: str  # bash | python | setup
     code: str
-    mark: str | None = None  # skip | slow | server
-    note: str = ""  # skip: the reason; server: the path to wait for
+    mark: str | None = None  # skip | slow | server | input
+    note: str = ""  # skip: the reason; server: the path to wait for; input: what is typed
 
 
 @dataclass
@@ -129,6 +132,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+SHELL_OWN = {"_", "PWD", "OLDPWD", "SHLVL"}
+
+
 class Runner:
     """Runs a page's blocks in `cwd`; servers it starts are stopped by `close()`."""
 
@@ -152,7 +158,15 @@ class Runner:
     def _command(self, block: Block) -> list[str]:
         if block.lang == "python":
             return [sys.executable, "-c", block.code]
-        return ["bash", "-e", "-o", "pipefail", "-c", block.code]
+        # A reader follows a page in one shell: what a block exports holds for the blocks after it.
+        return ["bash", "-e", "-o", "pipefail", "-c", f'{block.code}\nenv -0 > "{self.cwd / ".docs-env"}"']
+
+    def _keep_exports(self) -> None:
+        saved = self.cwd / ".docs-env"
+        if saved.is_file():
+            pairs = (item.split("=", 1) for item in saved.read_text().split("\0") if "=" in item)
+            self.env = {k: v for k, v in pairs if k not in SHELL_OWN}
+            saved.unlink()
 
     def _run(self, block: Block) -> None:
         result = subprocess.run(
@@ -162,12 +176,14 @@ class Runner:
             capture_output=True,
             text=True,
             timeout=self.timeout,
-            stdin=subprocess.DEVNULL,
+            input=(block.note + "\n") * 16 if block.mark == "input" else "",
+            start_new_session=True,  # no terminal: a prompt reads the input given here
         )
         assert result.returncode == 0, (
             f"{block.file}:{block.line} ({block.lang}) exited {result.returncode}\n--- block\n{block.code}\n"
             f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
         )
+        self._keep_exports()
 
     def _serve(self, block: Block) -> None:
         port = _free_port()
