@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipelines.demo_run import DemoSettings, default_demo_dir, demo_run, demo_settings, mean_se
+from pipelines.demo_run import DemoSettings, default_demo_dir, demo_run, demo_settings, mean_se, summarize
 
 
 def test_demo_model_location_follows_sif_home(tmp_path, monkeypatch):
@@ -27,13 +27,47 @@ def test_mean_and_standard_error():
     assert mean_se([0.5])["se"] is None
 
 
+def _seed(sft_hiou: float, grpo_hiou: float, chance: float = 0.25) -> dict:
+    figures = {"format_valid": 1.0, "accuracy": 0.6, "depth_consistent": 0.5, "total_reward": 2.0, "n": 10}
+    return {
+        "runs": {
+            "sft": {**figures, "final_hiou": sft_hiou},
+            "grpo": {**figures, "final_hiou": grpo_hiou, "total_reward": 2.0 + grpo_hiou - sft_hiou},
+        },
+        "baselines": {
+            "accuracy": {"overall": {"chance": chance}},
+            "final_hiou": {"whole_image": 0.03, "centred": 0.01, "mean_box": 0.03, "kind_mean_box": 0.05},
+        },
+    }
+
+
+def test_grpo_gain_is_paired_by_seed_and_judged_against_two_standard_errors():
+    # GRPO beats SFT by 0.10, 0.12, 0.14 on the three seeds, though the seeds' SFT figures differ widely.
+    seeds = [_seed(0.1, 0.2), _seed(0.4, 0.52), _seed(0.25, 0.39)]
+    out = summarize(seeds, ["sft", "grpo"])
+    gain = out["gains"]["final_hiou"]
+    assert gain["mean"] == pytest.approx(0.12) and gain["se"] == pytest.approx(0.02 / 3**0.5)
+    assert out["targets"]["grpo_final_hiou_gain_over_2se"] and out["targets"]["grpo_total_reward_gain_over_2se"]
+    assert out["stats"]["sft"]["final_hiou"]["se"] == pytest.approx(((0.15**2 + 0.15**2) / 2) ** 0.5 / 3**0.5)
+    assert not out["targets"]["sft_final_hiou_0.3"]  # mean SFT HIoU 0.25
+    assert out["targets"]["sft_accuracy_2x_chance"] and out["targets"]["sft_format_valid_every_seed"]
+    # a gain within two standard errors is not a gain; accuracy 0.6 is not twice a chance of 0.35
+    noisy = summarize([_seed(0.1, 0.3, 0.35), _seed(0.3, 0.2, 0.35), _seed(0.2, 0.25, 0.35)], ["sft", "grpo"])
+    assert not noisy["targets"]["grpo_final_hiou_gain_over_2se"] and not noisy["targets"]["sft_accuracy_2x_chance"]
+    # one seed has no standard error, so it cannot meet a target stated in standard errors
+    assert not summarize([_seed(0.1, 0.5)], ["sft", "grpo"])["targets"]["grpo_final_hiou_gain_over_2se"]
+
+
 @pytest.mark.slow
 def test_demo_run_small(tmp_path):
     from transformers import AutoModelForImageTextToText
 
     from db.store import Store
-    from sif.chain import parse_chain
+    from evaluation.model_eval import score_stored, synth_records
+    from sif.chain import parse_chain, validate_chain
     from sif.geometry import hiou
+    from sif.rewards import rule_based_score
+    from workbench import runs_view
 
     settings = DemoSettings(
         samples=80,
@@ -80,14 +114,34 @@ def test_demo_run_small(tmp_path):
         assert runs["demo-grpo-no-bbox"]["config"]["rewards"]["weights"]["bbox"] == 0.0
         assert runs["demo-grpo-no-depth"]["config"]["depth_input"] is False
 
-        # The report's final-step HIoU is recomputed here from the predictions the store holds.
-        for variant in ("sft", "grpo"):
-            texts = store.run_predictions(first["runs"][variant]["eval_run"])
-            assert len(texts) == 4
-            values = [
-                hiou(parse_chain(text).chain.final_boxes, store.get_sample(sid).gt_boxes)
-                if parse_chain(text).chain.steps
-                else 0.0
-                for sid, text in texts.items()
+        # The report's figures are recomputed here from the predictions the store holds.
+        for variant in ("sft", "grpo", "grpo_no_bbox", "grpo_no_depth"):
+            figures = first["runs"][variant]
+            texts = store.run_predictions(figures["eval_run"])
+            assert len(texts) == figures["n"] == 4
+            chains = {sid: parse_chain(text).chain for sid, text in texts.items()}
+            samples = {sid: store.get_sample(sid) for sid in texts}
+            final = [hiou(c.final_boxes, samples[sid].gt_boxes) if c.steps else 0.0 for sid, c in chains.items()]
+            right = [
+                bool(c.answer) and rule_based_score(samples[sid].question, samples[sid].answer or "", c.answer) == 1.0
+                for sid, c in chains.items()
             ]
-            assert first["runs"][variant]["final_hiou"] == pytest.approx(sum(values) / len(values))
+            valid = [not validate_chain(text) for text in texts.values()]
+            assert figures["final_hiou"] == pytest.approx(sum(final) / 4), variant
+            assert figures["accuracy"] == pytest.approx(sum(right) / 4), variant
+            assert figures["format_valid"] == pytest.approx(sum(valid) / 4), variant
+        assert store.get_run(first["runs"]["grpo_no_depth"]["eval_run"])["config"]["depth_input"] is False
+
+        # Scoring reads the store: a corrected prediction (the ground-truth chain) moves the figure.
+        run_id = first["runs"]["sft"]["eval_run"]
+        records = synth_records(store, split="test", limit=4)
+        sid = records[0][0]
+        before = hiou(parse_chain(store.run_predictions(run_id)[sid]).chain.final_boxes, store.get_sample(sid).gt_boxes)
+        store.add_revision(sid, store.current_chain(sid).text, origin="prediction", author="test", run_id=run_id)
+        rescored = score_stored(store, run_id, records)["metrics"]["overall"]["final_hiou"]
+        assert rescored == pytest.approx(first["runs"]["sft"]["final_hiou"] + (1.0 - before) / 4)
+
+    # The workbench's Runs tab draws each GRPO run's reward curves from the run's log history.
+    for name in ("demo-grpo", "demo-grpo-no-bbox", "demo-grpo-no-depth"):
+        rewards = runs_view.training_curves(runs[name])["rewards"]
+        assert {"format", "answer", "grounding", "depth"} <= set(rewards["series"]) and set(rewards["step"]) == {1, 2}
