@@ -27,6 +27,17 @@ def test_mean_and_standard_error():
     assert mean_se([0.5])["se"] is None
 
 
+def test_cli_refuses_unknown_settings_before_running_anything(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    for bad in (["--set", "epochs=3"], ["--set", "ablations=[grpo_no_answer]"]):
+        result = CliRunner().invoke(app, ["train", "demo-run", "--out", str(tmp_path / "demo"), "--seeds", "2", *bad])
+        assert result.exit_code == 1 and "error:" in result.output, result.output
+    assert not (tmp_path / "demo").exists()
+
+
 def _seed(sft_hiou: float, grpo_hiou: float, chance: float = 0.25) -> dict:
     figures = {"format_valid": 1.0, "accuracy": 0.6, "depth_consistent": 0.5, "total_reward": 2.0, "n": 10}
     return {
