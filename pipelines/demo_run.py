@@ -55,7 +55,7 @@ def default_demo_dir() -> Path:
 
 @dataclass
 class DemoSettings:
-    """Sizes chosen so that one seed fits in about 20 minutes on 2 CPU cores."""
+    """Sizes meant for one seed in about 20 minutes on 2 CPU cores (measured times: docs/demo-run.md)."""
 
     samples: int = 2000
     seed: int = 0  # the first seed; seed k runs with seed + k
