@@ -49,7 +49,7 @@ def main() -> None:
     ok = lambda flag: "met" if flag else "NOT met"
     print(f"\nwall time: {wall / 60:.1f} min for {args.seeds} seed(s) (target ≤ {limit} min: {ok(wall <= limit * 60)})")
     per_seed = [sum(s["timings_s"].values()) / 60 for s in report["seeds"]]
-    print("per seed (min): " + ", ".join(f"{m:.1f}" for m in per_seed))
+    print("stage time per seed (min; two stages run at a time): " + ", ".join(f"{m:.1f}" for m in per_seed))
 
     chance = report["chance"]
     print(
