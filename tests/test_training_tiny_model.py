@@ -81,7 +81,7 @@ def test_number_embeddings_start_out_ordered(tmp_path):
 
     model = AutoModelForImageTextToText.from_pretrained(out)
     tok = AutoProcessor.from_pretrained(out).tokenizer
-    emb = model.get_input_embeddings().weight
+    emb = model.get_input_embeddings().weight.detach()
     vec = lambda v: emb[tok.convert_tokens_to_ids(f"{v / 1000:.3f}")]
     cos = lambda a, b: float(torch.nn.functional.cosine_similarity(vec(a), vec(b), dim=0))
     starts = range(100, 500, 20)
