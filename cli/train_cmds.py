@@ -164,12 +164,14 @@ def train_demo_run(
         typer.Option("--out", help="Run folder (default: $SIF_HOME/tiny-demo, SIF_HOME defaults to ~/.cache/sif)."),
     ] = None,
     samples: Annotated[int | None, typer.Option("--samples", min=20, help="Synthetic samples to make.")] = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds to run; the report gives mean ± s.e.")] = 1,
+    set_: SetOption = None,
 ):
-    """Tiny model → synthetic data → SFT → GRPO-SIF → before/after evaluation and a report, on CPU."""
-    from pipelines.demo_run import DemoSettings, demo_run
+    """Tiny model → synthetic data → SFT → GRPO-SIF and its ablations → held-out evaluation against
+    chance, over one or more seeds, on CPU."""
+    from pipelines.demo_run import demo_run, demo_settings
 
-    settings = DemoSettings() if samples is None else DemoSettings(samples=samples)
-    report = demo_run(out, settings)
+    report = demo_run(out, demo_settings(set_, samples=samples, seeds=seeds))
     typer.echo(f"report: {Path(report['model']).parent / 'report.md'}")
 
 

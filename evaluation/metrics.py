@@ -17,7 +17,7 @@ from evaluation.detection import Detection, GroundTruth, nms_ap
 from evaluation.records import EvalRecord
 from sif.chain import parse_chain, validate_chain
 from sif.geometry import box_iou, enclosing_box, hiou, to_normalized
-from sif.rewards import depth_reward, rule_based_score
+from sif.rewards import bbox_reward, depth_reward, rule_based_score
 
 Scorer = Callable[[str, str, str], float]  # (question, ground truth, prediction) -> [0, 1]
 REC_THRESHOLD = 0.5
@@ -166,17 +166,23 @@ def score_spatialbench(record: EvalRecord, text: str) -> dict:
 
 
 def score_synth(record: EvalRecord, text: str, scorer: Scorer) -> dict:
+    """Accuracy, format, final-step HIoU and depth check, and the GRPO-SIF total reward the
+    chain would earn on a sample's first visit (format + judge score + grounding + depth)."""
     answer, steps = answer_text(text)
-    out = {
+    answer_score = min(max(float(scorer(record.question, record.answer or "", answer)), 0.0), 1.0) if answer else 0.0
+    format_ok = not validate_chain(text or "")
+    grounding = bbox_reward([text or ""], [record.gt_boxes])[0]
+    depth = depth_reward([text or ""], [record.depth], [record.depth_encoding or "auto"])[0] if record.depth else None
+    return {
         "answer": answer,
         "correct": bool(answer) and rule_based_score(record.question, record.answer or "", answer) == 1.0,
-        "format_ok": not validate_chain(text or ""),
+        "format_ok": format_ok,
         "hiou": hiou([list(r.bbox) for r in steps[-1].regions], record.gt_boxes) if steps else 0.0,
-        "depth_ok": None,
+        "depth_ok": None if depth is None else depth == 1.0,
+        "answer_score": answer_score,
+        "bbox_reward": grounding,
+        "total_reward": float(format_ok) + answer_score + grounding + (depth or 0.0),
     }
-    if record.depth:
-        out["depth_ok"] = depth_reward([text or ""], [record.depth], [record.depth_encoding or "auto"])[0] == 1.0
-    return out
 
 
 def score_record(record: EvalRecord, text: str, scorer: Scorer = rule_based_score) -> dict:
@@ -230,6 +236,7 @@ def _synth_metric(scores: list[dict]) -> dict:
         "final_hiou": _mean(s["hiou"] for s in scores),
         "depth_consistency": _mean(depth) if depth else None,
         "format_validity": _mean(s["format_ok"] for s in scores),
+        "total_reward": _mean(s["total_reward"] for s in scores),
     }
 
 

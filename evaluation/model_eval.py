@@ -1,36 +1,22 @@
-"""Generate SIF chains with a local HF model and score them on held-out samples.
+"""Generate SIF chains with a local HF model, keep them in the store, and score them from there.
 
 `generate_chains` is the plain `model.generate` path (batched, left-padded, greedy by default)
-other parts reuse; `evaluate_model` reports format-valid rate, answer accuracy, mean final-step
-HIoU, depth-consistency rate and the mean total reward (format + answer + bbox + depth, the
-answer term as on a sample's first visit, i.e. the judge score).
+other parts reuse. `predict_to_store` writes each chain as a `prediction` revision of an
+evaluation run; `score_stored` reads the run's predictions back and scores them with
+`evaluation.metrics` (the scoring `sif eval synth` uses), so every figure describes what the
+store holds and a curator can open each prediction in the workbench.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from sif.chain import parse_chain
-from sif.geometry import hiou
+from evaluation.metrics import aggregate, score_record
+from evaluation.records import EvalRecord
 from sif.prompts import SIF_SUFFIX, sif_user_message
-from sif.rewards import bbox_reward, depth_reward, format_reward, rule_based_score
-
-
-@dataclass
-class EvalMetrics:
-    n: int
-    format_valid: float
-    accuracy: float  # exact answers (rule-based score of 1), as `sif eval synth` counts them
-    final_hiou: float
-    depth_consistent: float
-    total_reward: float
-
-    def to_json(self) -> dict:
-        return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+from sif.rewards import rule_based_score
 
 
 def generate_chains(
@@ -68,62 +54,89 @@ def generate_chains(
     return out
 
 
-def read_eval_rows(path: str | Path, limit: int | None = None) -> list[dict]:
-    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    return rows[:limit] if limit else rows
-
-
-def score_chains(rows: list[dict], texts: list[str]) -> tuple[EvalMetrics, list[dict]]:
-    """Metrics over `rows` (RL-export records) and their generated `texts`, plus per-sample details."""
-    fmt = format_reward(texts)
-    bbox = bbox_reward(texts, gt_boxes=[r["gt_boxes"] for r in rows])
-    exact = [  # the exact map when the export carries one (`depth_map`), else the picture the model saw
-        (r["depth_map"], r.get("depth_map_encoding"))
-        if r.get("depth_map")
-        else (r["depth_image"], r.get("depth_encoding"))
-        for r in rows
-    ]
-    depth = depth_reward(texts, depth_path=[p for p, _ in exact], depth_encoding=[e for _, e in exact])
-    details = []
-    for row, text, f, b, d in zip(rows, texts, fmt, bbox, depth):
-        chain = parse_chain(text).chain
-        answer = rule_based_score(row["question"], str(row["answer"]), chain.answer) if chain.answer else 0.0
-        final = hiou(chain.final_boxes, row["gt_boxes"]) if chain.steps else 0.0
-        details.append(
-            {
-                "sample_id": row.get("sample_id"),
-                "question": row["question"],
-                "answer": row["answer"],
-                "prediction": chain.answer,
-                "format": f,
-                "answer_score": answer,
-                "correct": float(answer == 1.0),
-                "final_hiou": final,
-                "depth": d,
-                "bbox_reward": b,
-                "total": f + answer + b + d,
-                "text": text,
-            }
+def synth_records(store, *, split: str = "test", limit: int | None = None) -> list[tuple[int, EvalRecord]]:
+    """(sample id, synth eval record) for the store's samples of `split`: the model is shown the
+    `spectral_r` depth picture (`depth_image`), the depth check reads the exact map (`depth`)."""
+    out = []
+    for row in store.query(split=split, limit=limit or 1_000_000):
+        s = store.get_sample(row.id)
+        depth = store.depth_file(s)
+        record = EvalRecord(
+            id=str(s.id),
+            kind="synth",
+            dataset=s.dataset,
+            category=str(s.meta.get("question_kind", s.dataset)),
+            question=s.question,
+            answer=s.answer,
+            image=str(store.resolve(s.image)),
+            width=s.width,
+            height=s.height,
+            gt_boxes=s.gt_boxes,
+            depth_image=str(store.model_depth_image(s)) if depth else None,
+            depth=depth[0] if depth else None,
+            depth_encoding=depth[1] if depth else None,
         )
-    n = max(len(details), 1)
-    mean = lambda key: sum(x[key] for x in details) / n
-    metrics = EvalMetrics(
-        len(details), mean("format"), mean("correct"), mean("final_hiou"), mean("depth"), mean("total")
-    )
-    return metrics, details
+        out.append((s.id, record))
+    return out
 
 
-def evaluate_model(
-    model_dir: str | Path, rows: list[dict], *, max_new_tokens: int = 512, batch_size: int = 8, progress=None
-) -> tuple[EvalMetrics, list[dict]]:
+def store_predictions(
+    store,
+    records: list[tuple[int, EvalRecord]],
+    texts: list[str],
+    *,
+    name: str,
+    author: str,
+    config: dict | None = None,
+) -> str:
+    """Each text as a `prediction` revision of its record's sample under a new evaluation run; the run id."""
+    run_id = store.create_run("evaluation", {"benchmark": "synth", **(config or {})}, name=name)
+    with store.transaction():
+        for (sid, _), text in zip(records, texts):
+            store.add_revision(sid, text, origin="prediction", author=author, run_id=run_id)
+    store.update_run(run_id, status="running")  # done once scored (`score_stored`)
+    return run_id
+
+
+def predict_to_store(
+    store,
+    model_dir: str | Path,
+    records: list[tuple[int, EvalRecord]],
+    *,
+    name: str,
+    config: dict | None = None,
+    max_new_tokens: int = 512,
+    batch_size: int = 16,
+    depth_images: list[str] | None = None,
+    progress=None,
+) -> str:
+    """Generate a chain for each record and store it (`store_predictions`); returns the run id.
+    `depth_images` replaces the depth picture the model is shown (the no-depth ablation)."""
     from transformers import AutoProcessor
 
     from training.modeling import load_model
 
+    items = []
+    for k, (_, r) in enumerate(records):
+        depth = depth_images[k] if depth_images is not None else r.depth_image
+        if not r.image or not depth:
+            raise ValueError(f"record {r.id}: needs an image and a depth image, has {r.image!r} and {depth!r}")
+        items.append((r.image, depth, r.question))
     processor = AutoProcessor.from_pretrained(str(model_dir))
     model = load_model(str(model_dir))
-    items = [(r["image"], r["depth_image"], r["question"]) for r in rows]
     texts = generate_chains(
         model, processor, items, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress
     )
-    return score_chains(rows, texts)
+    config = {"model": str(model_dir), "max_new_tokens": max_new_tokens, **(config or {})}
+    return store_predictions(store, records, texts, name=name, author=Path(model_dir).name, config=config)
+
+
+def score_stored(store, run_id: str, records: list[tuple[int, EvalRecord]], scorer=rule_based_score) -> dict:
+    """The run's metrics over `records`, from the predictions the store holds (a record without
+    one scores as an empty answer); stored in the run and returned with the per-record scores."""
+    texts = store.run_predictions(run_id)
+    scores = [score_record(r, texts.get(sid, ""), scorer) for sid, r in records]
+    metrics = aggregate("synth", [r for _, r in records], scores)
+    per_record = [{"sample_id": sid, "category": r.category, **s} for (sid, r), s in zip(records, scores)]
+    store.update_run(run_id, status="done", metrics=metrics)
+    return {"metrics": metrics, "records": per_record}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 from typer.testing import CliRunner
 
@@ -12,7 +14,7 @@ from tests.support.training import sft_settings
 def test_merge_yields_a_model_that_loads_and_generates(tiny_model, synth_data, tmp_path):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from evaluation.model_eval import generate_chains, read_eval_rows
+    from evaluation.model_eval import generate_chains
     from training.sft import run_sft
 
     adapter = run_sft(
@@ -36,7 +38,7 @@ def test_merge_yields_a_model_that_loads_and_generates(tiny_model, synth_data, t
     name = "model.language_model.layers.0.self_attn.q_proj.weight"
     assert not torch.equal(merged.state_dict()[name], base.state_dict()[name])  # the adapter was folded in
     assert not any("lora" in k for k in merged.state_dict())
-    row = read_eval_rows(synth_data.test_file, 1)[0]
+    row = json.loads(synth_data.test_file.read_text().splitlines()[0])
     [text] = generate_chains(
         merged,
         AutoProcessor.from_pretrained(out),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from PIL import Image
 
@@ -45,3 +46,53 @@ def test_tokenizer_round_trips_chain_text(tiny_model):
     from sif.prompts import SIF_SUFFIX
 
     assert len(tok(SIF_SUFFIX, add_special_tokens=False)["input_ids"]) < 0.3 * len(SIF_SUFFIX)  # BPE learned SIF text
+
+
+def test_demo_tokenizer_gives_each_coordinate_one_token_and_templates_few():
+    from sif.prompts import SIF_SUFFIX
+    from training.tiny_model import NUMBER_TOKENS, synthetic_corpus, train_tokenizer
+
+    tok = train_tokenizer(synthetic_corpus(20), 512, number_tokens=True, phrase_merges=True)
+    chain = (
+        '<think>\n<area>[{"bbox_2d":[0.000,0.372,1.000,0.862],"depth":0.497}]</area>\n'
+        "<text>This is the red ball at depth 0.497; é ünïcode 10.0005</text>\n</think>\n<answer>red ball</answer>"
+    )
+    ids = tok(chain, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == chain
+    pieces = tok.convert_ids_to_tokens(ids)
+    for number in ("0.000", "0.372", "1.000", "0.862", "0.497"):
+        assert number in pieces
+    assert len(NUMBER_TOKENS) == 1001 and len(tok(SIF_SUFFIX, add_special_tokens=False)["input_ids"]) < 70
+    # words stay words: a colour in a question is the same token as in an answer
+    words = tok.tokenize(" blue ball")
+    assert tok.tokenize("What is left of the blue ball")[-len(words) :] == words
+
+
+def test_number_embeddings_start_out_ordered(tmp_path):
+    import torch
+
+    from training.tiny_model import TinyModelConfig, build_tiny_model
+
+    cfg = TinyModelConfig(
+        corpus_samples=10, number_tokens=True, phrase_merges=True, rope_theta=10.0, mrope_section=(4, 6, 6)
+    )
+    out = build_tiny_model(tmp_path / "m", cfg)
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(out)
+    tok = AutoProcessor.from_pretrained(out).tokenizer
+    emb = model.get_input_embeddings().weight.detach()
+    vec = lambda v: emb[tok.convert_tokens_to_ids(f"{v / 1000:.3f}")]
+    cos = lambda a, b: float(torch.nn.functional.cosine_similarity(vec(a), vec(b), dim=0))
+    starts = range(100, 500, 20)
+    near = sum(cos(v, v + 1) for v in starts) / len(starts)  # 0.100 and 0.101, …
+    far = sum(cos(v, v + 400) for v in starts) / len(starts)  # 0.100 and 0.500, …
+    assert near > far + 0.2
+    assert model.config.text_config.rope_parameters["mrope_section"] == [4, 6, 6]
+
+
+def test_mrope_sections_must_fill_half_a_head(tmp_path):
+    from training.tiny_model import TinyModelConfig, build_tiny_model
+
+    with pytest.raises(ValueError, match="mrope_section"):
+        build_tiny_model(tmp_path / "m", TinyModelConfig(corpus_samples=2, mrope_section=(4, 4, 4)))

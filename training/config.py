@@ -98,6 +98,7 @@ class GRPOSettings(LoraSettings):
     # lm_head.weight directly and refuses an adapter there, so GRPO adapts the other linear layers.
     lora_target_modules: str | list[str] = "all-linear"
     suffix: str = "sif"  # sif: the SFT prompt; rl: the reference RL prompt (no "with depth")
+    depth_input: bool = True  # False: the model sees a flat grey picture for the depth image (ablation)
     num_generations: int = 8
     beta: float = 0.04
     loss_type: str = "grpo"  # per-sequence mean, as GRPO; TRL's others (dapo, dr_grpo, bnpo, …) are options

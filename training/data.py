@@ -147,8 +147,28 @@ def load_sft_rows(
     return rows, report
 
 
-def load_rl_rows(data: str | Path, suffix: str = "sif") -> tuple[list[dict], DataReport]:
-    """Rows for TRL's GRPOTrainer with the columns the SIF rewards take."""
+FLAT_DEPTH_GREY = (128, 128, 128)
+
+
+def flat_depth_image(like: str | Path, folder: str | Path) -> str:
+    """A uniform grey picture the size of `like`, under `folder` (one file per size): what a model
+    is shown in place of the depth image when training or evaluating without the depth input."""
+    with Image.open(like) as im:
+        size = im.size
+    path = Path(folder) / f"flat_depth_{size[0]}x{size[1]}.png"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", size, FLAT_DEPTH_GREY).save(path)
+    return str(path)
+
+
+def load_rl_rows(
+    data: str | Path, suffix: str = "sif", *, flat_depth_dir: str | Path | None = None
+) -> tuple[list[dict], DataReport]:
+    """Rows for TRL's GRPOTrainer with the columns the SIF rewards take.
+
+    With `flat_depth_dir` the model is shown a flat grey picture instead of the depth image (the
+    depth reward still checks against the real map)."""
     if suffix not in SUFFIXES:
         raise ConfigError(f"suffix: {suffix!r} is not one of {', '.join(SUFFIXES)}")
     report, rows = DataReport(), []
@@ -166,11 +186,16 @@ def load_rl_rows(data: str | Path, suffix: str = "sif") -> tuple[list[dict], Dat
             image, depth = _require(record, "image", str), _require(record, "depth_image", str)
             _images_exist([image, depth])
             images = _model_images([image, depth], record.get("depth_encoding"))
+            if flat_depth_dir is not None:
+                images[1] = flat_depth_image(images[1], flat_depth_dir)
             exact = record.get("depth_map") or depth
             if not isinstance(exact, str) or not Path(exact).is_file():
                 raise KeyError(f"field 'depth_map': file {exact!r} not found")
         except KeyError as exc:
             report.skip(str(exc.args[0]), where)
+            continue
+        except OSError as exc:
+            report.skip(f"field 'depth_image': unreadable picture ({exc})", where)
             continue
         rows.append(
             {

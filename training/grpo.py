@@ -104,7 +104,8 @@ def build_grpo_trainer(s: GRPOSettings, record: RunRecord, callbacks=()) -> GRPO
 
     state = process_state()
     processor = load_processor(s.model, s.image_max_pixels)
-    rows, report = load_rl_rows(s.data, s.suffix)
+    flat = None if s.depth_input else Path(s.output_dir) / "flat_depth"
+    rows, report = load_rl_rows(s.data, s.suffix, flat_depth_dir=flat)
     report.log("RL", s.data)
     progress = SqliteProgressStore(Path(s.output_dir) / PROGRESS_FILE, state.process_index)
     checkpoint = resume_checkpoint(s)
