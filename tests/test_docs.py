@@ -20,6 +20,7 @@ SKIPPED = {
     ("README.md", "GPU node, real SIF-50K and the 7B base model"): 1,
     ("README.md", "needs `sif train demo-run` first: 20 minutes on 2 CPU cores"): 1,
     ("docs/data.md", "the real data sets under /data/sif"): 1,
+    ("docs/demo-run.md", "20 to 60 minutes on 2 CPU cores: tests/test_training_demo_run.py runs a reduced one"): 1,
     ("docs/evaluation.md", "GPUs serving the model with vLLM"): 1,
     ("docs/hardware.md", "GPU"): 1,
     ("docs/hardware.md", "builds wheels from a package index, then needs a GPU machine"): 1,
