@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -169,16 +170,23 @@ class Runner:
             saved.unlink()
 
     def _run(self, block: Block) -> None:
-        result = subprocess.run(
+        proc = subprocess.Popen(
             self._command(block),
             cwd=self.cwd,
             env=self.env,
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=self.timeout,
-            input=(block.note + "\n") * 16 if block.mark == "input" else "",
             start_new_session=True,  # no terminal: a prompt reads the input given here
         )
+        try:
+            out, err = proc.communicate((block.note + "\n") * 16 if block.mark == "input" else "", self.timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the block's whole session: no training left running
+            proc.communicate()
+            raise AssertionError(f"{block.file}:{block.line} ({block.lang}) ran over {self.timeout:.0f} s") from None
+        result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         assert result.returncode == 0, (
             f"{block.file}:{block.line} ({block.lang}) exited {result.returncode}\n--- block\n{block.code}\n"
             f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
