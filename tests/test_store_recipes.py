@@ -12,7 +12,7 @@ from cli.main import app
 from db.recipes import LEFT_OUT, apply_recipe, paper_selection
 from db.store import Store
 from sif.records import read_records
-from tests.support.shared_data import SHARED_DATA
+from tests.support.shared_data import SHARED_DATA, full_file
 
 runner = CliRunner()
 
@@ -21,7 +21,7 @@ def test_real_visual_cot_files_are_capped_per_dataset_and_seeded():
     records = [
         r
         for name in ("cub_cot_train.jsonl", "vsr_cot_train.jsonl")
-        for _, r in read_records(SHARED_DATA / "viscot" / name)
+        for _, r in read_records(full_file(str(SHARED_DATA / "viscot" / name)))
     ]
     assert len(records) == 10056 + 3376
     kept, notes = apply_recipe("paper", records, seed=0)
