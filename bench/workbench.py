@@ -170,6 +170,7 @@ class ColdCaches:
         def cold_show(handlers, *args, **kwargs):
             clear_caches()
             handlers.wb._previews.clear()
+            handlers.wb._drafts.clear()
             return self.show(handlers, *args, **kwargs)
 
         Handlers._show = cold_show

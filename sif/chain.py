@@ -332,6 +332,13 @@ def validate_chain(text: str) -> list[Problem]:
     if not answer.strip():
         problems.append(Problem(1, "answer", "is empty"))
 
+    canonical = _check_canonical_steps(think)
+    return problems + (canonical if canonical is not None else _check_steps(think))
+
+
+def _check_steps(think: str) -> list[Problem]:
+    """Rules 2–5 for any `<think>` body."""
+    problems: list[Problem] = []
     # Rule 2: only <area>/<text> pairs inside <think>, strictly alternating.
     pos, expect, step, pairs = 0, "area", 0, 0
     for start, end, tag, body in _elements(think):
@@ -363,6 +370,27 @@ def validate_chain(text: str) -> list[Problem]:
         problems.append(Problem(2, "think", "needs at least one <area>…</area><text>…</text> pair"))
     elif expect == "text":
         problems.append(Problem(2, "think", "must end with </text>: the last <area> has no <text>", step))
+    return problems
+
+
+_CANON_STEP = re.compile(rf"\s*<area>(?P<area>{_CANON_AREA.pattern})</area>\s*<text>(?P<text>[^<]*)</text>")
+
+
+def _check_canonical_steps(think: str) -> list[Problem] | None:
+    """Rules 2–5 for a `<think>` body made only of steps in the form `render_chain` writes, in
+    one pass (a 10,000-step chain is checked as the curator opens it); None for any other body,
+    which the general rules then check. Finds what they would: such a body has no stray text
+    and no nested tags, so only the areas' numbers and empty texts can be wrong."""
+    problems: list[Problem] = []
+    pos, step = 0, 0
+    while m := _CANON_STEP.match(think, pos):
+        area, text = m.group("area", "text")
+        problems.extend(_check_canonical_area(area, step))
+        if not text.strip():
+            problems.append(Problem(5, "text", "is empty", step))
+        pos, step = m.end(), step + 1
+    if step == 0 or think[pos:].strip():
+        return None
     return problems
 
 

@@ -13,6 +13,7 @@ import math
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Lock
@@ -270,6 +271,23 @@ class DepthMap:
         if r1 > 0 and c1 > 0:
             total += s[r1 - 1, c1 - 1]
         return float(total / ((r2 - r1) * (c2 - c1)))
+
+    def box_means(self, boxes: Sequence[Sequence[float]]) -> list[float]:
+        """`box_mean` of each box; a long chain's thousands of boxes are answered by the summed-area
+        table in one vectorized pass instead of one Python call each."""
+        if len(boxes) <= _DIRECT_BOXES:
+            return [self.box_mean(b) for b in boxes]
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        with np.errstate(invalid="ignore"):
+            b = np.where(b >= 0, np.minimum(b, 1.0), 0.0)  # NaN fails `>= 0`, as in pixel_span
+        H, W = self.array.shape[:2]
+        c1 = np.clip(np.floor(b[:, 0] * W), 0, W - 1).astype(np.intp)
+        r1 = np.clip(np.floor(b[:, 1] * H), 0, H - 1).astype(np.intp)
+        c2 = np.minimum(np.maximum(np.ceil(b[:, 2] * W), c1 + 1), W).astype(np.intp)
+        r2 = np.minimum(np.maximum(np.ceil(b[:, 3] * H), r1 + 1), H).astype(np.intp)
+        s = np.pad(self.sat, ((1, 0), (1, 0)))  # row/column 0 are the empty sums
+        total = s[r2, c2] - s[r1, c2] - s[r2, c1] + s[r1, c1]
+        return (total / ((r2 - r1) * (c2 - c1))).tolist()
 
     @classmethod
     def load(cls, path: str | os.PathLike, encoding: str = "auto") -> DepthMap:

@@ -136,12 +136,9 @@ def chain_depth_score(
         dmap = DepthMap.load(depth_path, depth_encoding or "auto")
     except (OSError, ValueError):
         return 0.0
-    passed = 0
-    for r in regions:
-        if r.depth is None or not math.isfinite(r.depth):
-            continue
-        gt = dmap.box_mean(r.bbox)
-        passed += abs(r.depth - gt) <= max(tolerance * gt, floor)
+    scored = [(r.bbox, r.depth) for r in regions if r.depth is not None and math.isfinite(r.depth)]
+    truths = dmap.box_means([box for box, _ in scored])
+    passed = sum(abs(d - gt) <= max(tolerance * gt, floor) for (_, d), gt in zip(scored, truths))
     return passed / len(regions) if fractional else float(passed == len(regions))
 
 

@@ -195,3 +195,37 @@ def test_canonical_areas_are_checked_like_any_other():
         assert _check_area(body, 2) == _check_area(general, 2), body
     for odd in ('[{"bbox_2d":[01,0,1,1],"depth":0.5}]', '[{"bbox_2d":[0,0,1,1],"depth":0.5000}]', "[]"):
         assert not _CANON_AREA.fullmatch(odd) and _check_area(odd, 0)
+
+
+_NUMBERS = st.sampled_from(["0", "0.1", "0.123", "0.5", "0.75", "0.999", "1", "1.0", "1.001", "2"])
+_REGIONS = st.builds(
+    lambda v, d: f'{{"bbox_2d":[{",".join(v)}],"depth":{d}}}', st.lists(_NUMBERS, min_size=4, max_size=4), _NUMBERS
+)
+_STEPS = st.tuples(
+    st.lists(_REGIONS, min_size=1, max_size=3).map(lambda rs: "[" + ",".join(rs) + "]"),
+    st.sampled_from(["a", "a", "x > y", "two\nlines", "", "  ", "a < b"]),
+    st.sampled_from(["", "\n", "\n", " \n ", "stray"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_STEPS, max_size=4), st.sampled_from(["", "\n", "\n", "tail", "<area>"]))
+def test_the_one_pass_check_of_canonical_steps_finds_what_the_general_rules_find(steps, tail):
+    """`validate_chain` checks a body of canonical steps in one pass; where it does, it must say
+    exactly what the general rules say (wrong numbers and empty texts included)."""
+    from sif.chain import _check_canonical_steps, _check_steps
+
+    think = "".join(f"{gap}<area>{area}</area>{gap}<text>{text}</text>" for area, text, gap in steps) + tail
+    fast = _check_canonical_steps(think)
+    if fast is not None:
+        assert fast == _check_steps(think)
+
+
+def test_a_rendered_long_chain_takes_the_one_pass_check():
+    from sif.chain import _check_canonical_steps
+
+    chain = Chain(tuple(Step((Region((0.1, 0.2, 0.3, 0.4 + i % 2), 0.5),), f"s{i}") for i in range(1000)), "a")
+    think = render_chain(chain).split("<think>")[1].split("</think>")[0]
+    fast = _check_canonical_steps(think)
+    assert fast is not None and len(fast) == 500 and {p.step for p in fast} == set(range(1, 1000, 2))
+    assert validate_chain(render_chain(chain)) == fast

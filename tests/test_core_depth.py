@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -139,6 +140,17 @@ def test_box_means_are_direct_for_a_few_boxes_then_from_the_table_and_stay_stabl
     for b, m in zip(boxes, means):
         c1, r1, c2, r2 = dmap.pixel_span(b)
         assert m == pytest.approx(arr[r1:r2, c1:c2].astype(np.float64).mean(), abs=1e-9)
+
+
+def test_thousands_of_box_means_at_once_agree_with_one_at_a_time_hostile_boxes_included():
+    rng = np.random.default_rng(7)
+    arr = rng.random((45, 70)).astype(np.float32)
+    corners = np.sort(rng.uniform(-0.2, 1.2, (5000, 2, 2)), axis=1)
+    boxes = [*corners.reshape(5000, 4).tolist(), [math.nan, 0, 1e308, -1e308], [1, 1, 1, 1], [0, 0, 0, 0]]
+    at_once = DepthMap(arr).box_means(boxes)
+    one_by_one = [DepthMap(arr).box_mean(b) for b in boxes]  # a fresh map each: summed directly
+    assert len(at_once) == len(boxes) and at_once == pytest.approx(one_by_one, abs=1e-9)
+    assert DepthMap(arr).box_means(boxes[:3]) == one_by_one[:3]  # a few boxes take the direct path
 
 
 def test_cache_decodes_each_file_version_once(tmp_path, monkeypatch):

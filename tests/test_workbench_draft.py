@@ -38,6 +38,27 @@ def test_stored_depth_off_the_map_is_marked_manual(draft, dmap):
     assert not draft.dirty
 
 
+def test_a_long_chain_is_drafted_exactly_as_one_region_at_a_time(dmap):
+    """The vectorized conversion (numpy for box means and for values already at 3 decimals)
+    gives what rounding and measuring each region on its own gives, awkward values included."""
+    rng = np.random.default_rng(3)
+    raw = rng.uniform(0, 1, (3000, 5)).tolist()
+    raw[:1000] = np.round(np.array(raw[:1000]), 3).tolist()
+    raw[1000:1010] = [[0.0005, 0.0015, 0.1235, 2.675, 1e308]] * 10
+    steps = tuple(
+        Step((Region((x1, y1, x1 + x2, y1 + y2), None if i % 7 == 0 else d),), f"step {i}")
+        for i, (x1, y1, x2, y2, d) in enumerate(raw)
+    )
+    drafted = Draft.from_chain(1, 1, Chain(steps, "a"), dmap)
+    for step, got in zip(steps, drafted.steps):
+        r = step.regions[0]
+        box = [round(float(v), 3) for v in r.bbox]
+        auto = round(dmap.box_mean(box), 3)
+        depth = auto if r.depth is None else round(r.depth, 3)
+        assert got.regions[0].bbox == box and got.regions[0].depth == depth
+        assert got.regions[0].manual == (r.depth is not None and abs(depth - auto) > 0.0015)
+
+
 def test_moving_a_box_recomputes_its_depth_and_clears_manual(draft, dmap):
     boxes = draft.annotator_boxes(1, 200, 100)
     boxes[0]["xmin"] += 100

@@ -3,9 +3,12 @@ across pages, open with overlays, optimistic saves and reviews, revert, model ou
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from db.store import ConflictError, Store
+from sif.chain import Chain, Step
+from sif.depth import DepthMap
 from workbench.demo_db import ensure_demo
 from workbench.render import fit_size
 from workbench.service import PAGE_SIZE, Filters, Workbench
@@ -82,6 +85,26 @@ def test_review_conflict_and_revert(wb):
     first = wb.store.history(4)[0]
     reverted = wb.revert(4, first.rev, "bob")
     assert wb.store.current_chain(4).text == first.text and reverted.author == "bob"
+
+
+def test_a_kept_draft_is_handed_out_as_a_copy_and_rebuilt_for_a_new_revision_or_depth_map(wb, monkeypatch):
+    sample = wb.store.get_sample(1)
+    first, _ = wb.draft_of("ann", sample, None)
+    first.set_text(0, "changed on one screen")
+    first.steps[0].regions[0].bbox[0] = 0.987
+    again, _ = wb.draft_of("ann", sample, first.base_rev)
+    assert again.steps[0].text != "changed on one screen" and again.steps[0].regions[0].bbox[0] != 0.987
+    assert not again.dirty and again.to_chain() == wb.draft_of("bob", sample, None)[0].to_chain()
+
+    chain = again.to_chain()
+    edited = Chain((Step(chain.steps[0].regions, "a new revision"), *chain.steps[1:]), chain.answer)
+    assert wb.store.add_revision(1, edited, origin="edited", author="ann").rev > (first.base_rev or 0)
+    assert wb.draft_of("ann", sample, None)[0].steps[0].text == "a new revision"
+    assert wb.draft_of("ann", sample, first.base_rev)[0].steps[0].text == again.steps[0].text != "a new revision"
+
+    flat = DepthMap(np.full((8, 8), 0.25, dtype=np.float32))  # the depth file was replaced: new auto depths
+    monkeypatch.setattr(wb, "depth_map", lambda s: flat)
+    assert {r.depth for s in wb.draft_of("ann", sample, None)[0].steps for r in s.regions if not r.manual} <= {0.25}
 
 
 def test_stats_count_what_the_store_holds(wb):

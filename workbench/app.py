@@ -10,6 +10,7 @@ sent, so a fast key never overtakes the one before it.
 
 from __future__ import annotations
 
+import gc
 import getpass
 import threading
 import time
@@ -586,7 +587,7 @@ def launch(
             server_name=host,
             server_port=port,
             auth=signin.check if signin.enabled else None,
-            prevent_thread_lock=not block,
+            prevent_thread_lock=True,
             quiet=quiet,
             head=shortcuts_head(),
             css=CSS,
@@ -596,7 +597,18 @@ def launch(
             auth_message="SIF Workbench: sign in as a curator" if signin.enabled else None,
             **policy.launch_kwargs(),
         )
+        _freeze_heap()
+        if block:
+            app.block_thread()
     finally:
         if block:  # stopped (Ctrl+C, SIGTERM): nothing rendered is left behind
             policy.remove_cache()
     return app, url
+
+
+def _freeze_heap() -> None:
+    """Move what is alive once the server runs (Gradio, the modules) out of the cyclic
+    collector's sight: a 10,000-step chain makes some 300,000 objects, and every full collection
+    it triggers would otherwise walk the whole heap too (it halves the time to open one)."""
+    gc.collect()
+    gc.freeze()

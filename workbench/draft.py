@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from sif.chain import WHOLE_IMAGE, Chain, Region, Step
 from sif.depth import DepthMap
 from sif.draw import step_colour
@@ -21,6 +23,23 @@ TABLE_HEADERS = ["x1", "y1", "x2", "y2", "depth", "depth source"]
 
 def _r3(v: float) -> float:
     return round(float(v), 3)
+
+
+def _rounded(values: Sequence[float]) -> list[float]:
+    """`_r3` of each value. A value numpy finds already at 3 decimals is one (it is the float
+    nearest k/1000), so only the others take Python's slower, correctly rounded `round`."""
+    a = np.asarray(values, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        kept = (np.round(a, 3) == a).tolist()
+    return [v if k else round(v, 3) for v, k in zip(a.tolist(), kept)]
+
+
+def _draft_region(box: list[float], depth: float | None, auto: float | None) -> DraftRegion:
+    """A stored region as drafted: a depth that differs from the map's is kept and marked manual."""
+    if depth is None:
+        return DraftRegion(box, auto)
+    typed = _r3(depth)
+    return DraftRegion(box, typed, auto is not None and abs(typed - auto) > 0.0015)
 
 
 @dataclass
@@ -58,20 +77,21 @@ class Draft:
         draft = cls(sample_id, base_rev)
         if chain is None:
             return draft
-        for s in chain.steps:
-            regions = []
-            for r in s.regions:
-                box = [_r3(v) for v in r.bbox]
-                auto = _r3(dmap.box_mean(box)) if dmap is not None else None
-                if r.depth is None:
-                    regions.append(DraftRegion(box, auto))
-                else:
-                    regions.append(
-                        DraftRegion(box, _r3(r.depth), auto is not None and abs(_r3(r.depth) - auto) > 0.0015)
-                    )
-            draft.steps.append(DraftStep(regions, s.text))
+        regions = [r for s in chain.steps for r in s.regions]
+        flat = _rounded([v for r in regions for v in r.bbox])
+        boxes = [flat[i : i + 4] for i in range(0, len(flat), 4)]
+        autos: list = _rounded(dmap.box_means(boxes)) if dmap is not None else [None] * len(boxes)
+        drafted = iter([_draft_region(box, r.depth, auto) for box, r, auto in zip(boxes, regions, autos)])
+        draft.steps = [DraftStep([next(drafted) for _ in s.regions], s.text) for s in chain.steps]
         draft.answer = chain.answer or ""
         return draft
+
+    def copy(self) -> Draft:
+        """An independent copy: the workbench keeps the drafts of long chains and hands out copies."""
+        steps = [
+            DraftStep([DraftRegion(list(r.bbox), r.depth, r.manual) for r in s.regions], s.text) for s in self.steps
+        ]
+        return Draft(self.sample_id, self.base_rev, steps, self.answer, self.dirty, self.layout)
 
     def to_data(self) -> dict:
         """The draft as JSON-able data (what the store keeps of an unsaved edit)."""

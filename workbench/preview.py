@@ -59,11 +59,17 @@ class RewardPreview:
 
 
 def preview(
-    chain: Chain, gt_boxes: Sequence[Sequence[float]], depth_path: str | os.PathLike | None, depth_encoding: str | None
+    chain: Chain,
+    gt_boxes: Sequence[Sequence[float]],
+    depth_path: str | os.PathLike | None,
+    depth_encoding: str | None,
+    *,
+    text: str | None = None,
 ) -> RewardPreview:
     """The rewards training would give `chain` (format as `format_reward`, grounding as
-    `bbox_reward`, depth as `depth_reward`), each computed once on the parsed chain."""
-    problems = tuple(validate_chain(render_chain(chain)))
+    `bbox_reward`, depth as `depth_reward`), each computed once on the parsed chain (`text` is
+    its rendering, when the caller has it)."""
+    problems = tuple(validate_chain(render_chain(chain) if text is None else text))
     has_steps = bool(chain.steps)
     s_end = hiou(chain.final_boxes, gt_boxes) if has_steps and gt_boxes else None
     s_init = hiou(chain.initial_boxes, gt_boxes) if has_steps and gt_boxes else None

@@ -103,13 +103,42 @@ def _fmt(v, digits=3):
 
 
 PREVIEWS_KEPT = 64
+DRAFTS_KEPT = 8
+
+
+class Kept:
+    """The last `size` values by key, the least recently used dropped first (handlers run on
+    Gradio's worker threads, hence the lock)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+            return self._items.get(key)
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
 
 class Workbench:
     def __init__(self, store: Store):
         self.store = store
-        self._previews: OrderedDict[tuple, RewardPreview] = OrderedDict()
-        self._previews_lock = threading.Lock()
+        self._previews = Kept(PREVIEWS_KEPT)
+        # A revision never changes, so its draft (rounded boxes, depths from the map) is built once
+        # per depth map: a 10,000-step chain is not converted again at every key press.
+        self._drafts = Kept(DRAFTS_KEPT)
 
     # ------------------------------------------------------------ browse
 
@@ -238,16 +267,12 @@ class Workbench:
         """The chain's format problems and rewards; kept for the last few chains (keyed by their
         text, ground truth and depth map), so reopening a long chain does not score it again."""
         path, encoding = self.depth_source(sample)
-        key = (render_chain(chain), json.dumps(sample.gt_boxes), None if path is None else str(path), encoding)
-        with self._previews_lock:
-            if key in self._previews:
-                self._previews.move_to_end(key)
-                return self._previews[key]
-        result = preview(chain, sample.gt_boxes, path, encoding)
-        with self._previews_lock:
-            self._previews[key] = result
-            while len(self._previews) > PREVIEWS_KEPT:
-                self._previews.popitem(last=False)
+        text = render_chain(chain)
+        key = (text, json.dumps(sample.gt_boxes), None if path is None else str(path), encoding)
+        result = self._previews.get(key)
+        if result is None:
+            result = preview(chain, sample.gt_boxes, path, encoding, text=text)
+            self._previews.put(key, result)
         return result
 
     def open(self, sample_id: int) -> Opened:
@@ -277,19 +302,20 @@ class Workbench:
         stored = self.store.get_draft(curator, sample.id)
         if stored is not None:
             return Draft.from_data(sample.id, stored.base_rev, stored.data), True
-        if rev is None:
-            revision = current or self.store.current_chain(sample.id)
-        else:
+        revision = (current or self.store.current_chain(sample.id)) if rev is None else None
+        if revision is not None:
+            rev = revision.rev
+        dmap = self.depth_map(sample)
+        kept = self._drafts.get((sample.id, rev))
+        if kept is not None and kept[0] is dmap:
+            return kept[1].copy(), False
+        if rev is not None and revision is None:
             revision = self.revision(sample.id, rev)
-        return (
-            Draft.from_chain(
-                sample.id,
-                revision.rev if revision else None,
-                revision.chain if revision else None,
-                self.depth_map(sample),
-            ),
-            False,
-        )
+        if revision is None:
+            return Draft(sample.id, None), False
+        draft = Draft.from_chain(sample.id, revision.rev, revision.chain, dmap)
+        self._drafts.put((sample.id, revision.rev), (dmap, draft))
+        return draft.copy(), False
 
     def stored_step(self, curator: str, sample_id: int) -> int | None:
         stored = self.store.get_draft(curator, sample_id)

@@ -4,6 +4,7 @@ the info panel, the message)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -12,6 +13,8 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -56,6 +59,7 @@ def serve(db: Path, auth=None):
         yield url.rstrip("/")
     finally:
         app.close()
+        gc.unfreeze()  # the server froze the heap; a test process serves many (its garbage is collectable again)
 
 
 def login(browser, url: str, user: str, password: str, *, wait_for_sample: bool = True):
@@ -127,7 +131,12 @@ def wait_target(page, **expected) -> None:
 
 
 def wait_text(page, elem_id: str, text: str | re.Pattern) -> None:
-    page.locator(f"#{elem_id}").get_by_text(text).first.wait_for(timeout=TIMEOUT)
+    """Until the element shows `text`; a timeout says what it showed instead."""
+    try:
+        page.locator(f"#{elem_id}").get_by_text(text).first.wait_for(timeout=TIMEOUT)
+    except PlaywrightTimeout:
+        shown_instead = page.locator(f"#{elem_id}").inner_text(timeout=1_000)
+        raise AssertionError(f"#{elem_id} never showed {text!r}; it shows {shown_instead!r}") from None
 
 
 def message(page) -> str:
