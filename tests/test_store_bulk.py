@@ -6,11 +6,11 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from sqlite_utils import Database
 
-from db.schema import DEFERRED_KEY, migrate
+from db.schema import DEFERRED_KEY
 from db.store import Store, StoreError
 from tests.support.store import RELEASED_CHAIN as CHAIN_A
+from tests.support.store import old_schema_db
 
 CHAIN_B = CHAIN_A.replace("wears a pink dress", "holds a blue cup").replace("\npink\n", "\nblue\n")
 BROKEN = '<think><area>[{"bbox_2d":[0,0,1,1],"depth":0.5}]</area><text>a lonely zebra'
@@ -147,13 +147,8 @@ def test_a_failed_deferred_block_leaves_nothing_and_others_never_see_the_mark(tm
 
 def test_store_from_the_previous_schema_migrates_and_bulk_imports(tmp_path):
     path = tmp_path / "old.db"
-    db = Database(path)
-    migrate(db, stop_before="m004_deferrable_index_triggers")
-    db.execute(
-        "INSERT INTO samples (dataset, source_id, image, width, height, question, answer, gt_boxes,"
-        " content_hash, created_at) VALUES ('old', 'o1', 'a.png', 10, 10, 'Where is the zebra?', 'left',"
-        " '[[0.1,0.1,0.5,0.5]]', 'h1', '2025-01-01')"
-    )
+    zebra = ("o1", "a.png", "Where is the zebra?", "left", "[[0.1,0.1,0.5,0.5]]")
+    db = old_schema_db(path, "m004_deferrable_index_triggers", [zebra])
     db.execute(
         "INSERT INTO chain_revisions (sample_id, rev, origin, author, created_at, chain, text, valid,"
         " n_steps) VALUES (1, 1, 'imported', 'a', '2025-01-02', '{\"steps\": [], \"answer\": null}',"

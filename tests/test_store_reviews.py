@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlite_utils import Database
 from typer.testing import CliRunner
 
 from cli.main import app
 from db.importers import import_file, sif50k_converter
-from db.schema import migrate
 from db.store import SORT_KEYS, StaleRevisionError, Store
 from sif.chain import Chain, Region, Step
-from tests.support.store import synth_folder
+from tests.support.store import old_schema_db, synth_folder
 
 runner = CliRunner()
 
@@ -100,17 +98,8 @@ def test_export_accepted_writes_exactly_the_accepted_revisions(store, tmp_path):
 
 def test_migration_binds_existing_reviews_and_reopens_overtaken_ones(tmp_path):
     path = tmp_path / "old.db"
-    db = Database(path)
-    migrate(db, stop_before="m005_reviews_pinned_to_revisions")
-    db.execute(
-        "INSERT INTO samples (dataset, source_id, image, width, height, question, answer, gt_boxes,"
-        " content_hash, created_at) VALUES (?, ?, 'a.png', 10, 10, 'Q?', 'a', '[]', ?, '2025-01-01')",
-        ["old", "o1", "h1"],
-    )
-    db.execute(
-        "INSERT INTO samples (dataset, source_id, image, width, height, question, answer, gt_boxes,"
-        " content_hash, created_at) VALUES (?, ?, 'b.png', 10, 10, 'Q?', 'a', '[]', ?, '2025-01-01')",
-        ["old", "o2", "h2"],
+    db = old_schema_db(
+        path, "m005_reviews_pinned_to_revisions", [("o1", "a.png", "Q?", "a", "[]"), ("o2", "b.png", "Q?", "a", "[]")]
     )
     for sample, rev, at in [(1, 1, "2025-01-02"), (1, 2, "2025-01-05"), (2, 1, "2025-01-02")]:
         db.execute(

@@ -12,7 +12,7 @@ from db.importers import import_file, sif50k_converter
 from db.store import Store, StoreError
 from db.team import AuthFile, cohen_kappa, matched_iou
 from sif.chain import Chain, Region, Step
-from tests.support.store import synth_folder
+from tests.support.store import old_schema_db, synth_folder
 
 
 @pytest.fixture
@@ -161,18 +161,8 @@ def test_priority_puts_the_samples_the_model_disagrees_on_first(store):
 
 
 def test_migration_queues_the_priority_of_outputs_already_stored(tmp_path):
-    from sqlite_utils import Database
-
-    from db.schema import migrate
-
     path = tmp_path / "old.db"
-    db = Database(path)
-    migrate(db, stop_before="m009_team")
-    db.execute(
-        "INSERT INTO samples (dataset, source_id, image, width, height, question, answer, gt_boxes,"
-        " content_hash, created_at) VALUES ('old', 'o1', 'a.png', 10, 10, 'Q?', 'a', '[[0.1, 0.1, 0.5, 0.5]]',"
-        " 'h1', '2025-01-01')"
-    )
+    db = old_schema_db(path, "m009_team", [("o1", "a.png", "Q?", "a", "[[0.1, 0.1, 0.5, 0.5]]")])
     db.execute(
         "INSERT INTO runs (id, kind, status, created_at, updated_at) VALUES ('eval-1', 'evaluation', 'done', 'x', 'x')"
     )

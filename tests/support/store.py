@@ -118,3 +118,22 @@ def read_only(*paths: Path):
                 subprocess.run(["chattr", "-i", str(p)], check=True)
             else:
                 os.chmod(p, mode)
+
+
+def old_schema_db(path: Path, stop_before: str, samples=(("o1", "a.png", "Q?", "a", "[]"),)):
+    """A store file at the schema before migration `stop_before` (an open sqlite-utils
+    `Database`): what a user's store looked like then, holding `samples` as (source id, image,
+    question, answer, ground-truth boxes as JSON) of dataset "old", content hashes h1, h2, …"""
+    from sqlite_utils import Database
+
+    from db.schema import migrate
+
+    db = Database(path)
+    migrate(db, stop_before=stop_before)
+    for i, (source_id, image, question, answer, gt_boxes) in enumerate(samples, 1):
+        db.execute(
+            "INSERT INTO samples (dataset, source_id, image, width, height, question, answer, gt_boxes,"
+            " content_hash, created_at) VALUES ('old', ?, ?, 10, 10, ?, ?, ?, ?, '2025-01-01')",
+            [source_id, image, question, answer, gt_boxes, f"h{i}"],
+        )
+    return db
